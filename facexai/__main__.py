@@ -1,0 +1,3 @@
+from facexai.cli import main
+
+main()

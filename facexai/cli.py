@@ -1,0 +1,224 @@
+"""The facexai command line: parses, calls the Python API, renders with rich. No logic lives here."""
+
+from __future__ import annotations
+
+import functools
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from facexai.errors import FacexaiError
+
+app = typer.Typer(
+    help="Which face regions drive a facial-emotion CNN's predictions, measured.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+out = Console()
+err = Console(stderr=True)
+
+
+class Dataset(str, Enum):
+    ferplus = "ferplus"
+    fer2013 = "fer2013"
+    rafdb = "rafdb"
+    synthetic = "synthetic"
+
+
+class LabelMode(str, Enum):
+    soft = "soft"
+    majority = "majority"
+    plurality = "plurality"
+
+
+class SplitMode(str, Enum):
+    official = "official"
+    seed_a = "seed-a"
+
+
+class Split(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+def domain_errors(fn):
+    """A FacexaiError becomes one line on stderr and exit status 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FacexaiError as e:
+            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+DataRoot = Annotated[Path | None, typer.Option("--data-root", help="Folder (or file) of the data set download.")]
+LabelOpt = Annotated[LabelMode | None, typer.Option(help="How votes become labels (FER+).")]
+ClassesOpt = Annotated[int | None, typer.Option(help="7 (no contempt, seed B) or 8 classes (FER+).")]
+SplitOpt = Annotated[SplitMode | None, typer.Option("--split", help="FER2013: official or seed-a (70/20/10).")]
+
+
+def _metrics_table(m: dict, title: str) -> Table:
+    t = Table(title=title)
+    t.add_column("emotion")
+    t.add_column("n", justify="right")
+    t.add_column("recall", justify="right")
+    for c in m["classes"]:
+        t.add_row(c, str(m["counts"][c]), f"{m['per_class_recall'][c]:.3f}")
+    t.add_row("[bold]all", str(m["n"]), f"[bold]{m['accuracy']:.4f}")
+    return t
+
+
+@app.command()
+@domain_errors
+def train(
+    dataset: Annotated[Dataset, typer.Argument(help="Data set to train on.")],
+    data_root: DataRoot = None,
+    config: Annotated[Path | None, typer.Option(help="Recipe TOML (e.g. experiments/ferplus_seed_b.toml).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Initial learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (initialisation, order, augmentation).")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model name (see `facexai list`).")] = None,
+    label_mode: LabelOpt = None,
+    classes: ClassesOpt = None,
+    split: SplitOpt = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    bf16: Annotated[
+        bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: where the hardware has it).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
+    resume: Annotated[Path | None, typer.Option(help="Continue an unfinished run (its .partial folder).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a model with a data set's reference recipe (or --config); writes a run folder."""
+    from facexai.config import load_config, override, recipe
+    from facexai.training import fit
+
+    cfg = load_config(config) if config else recipe(dataset.value)
+    cfg = override(
+        cfg,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        model=model,
+        device=device,
+        bf16=bf16,
+        threads=threads,
+        **{
+            "data.dataset": dataset.value,
+            "data.root": str(data_root) if data_root else None,
+            "data.label_mode": label_mode.value if label_mode else None,
+            "data.classes": classes,
+            "data.split": split.value if split else None,
+        },
+    )
+    run = fit(cfg, out=out_dir, resume=resume, progress=progress, console=err)
+    out.print(_metrics_table(run.metrics, f"{run.path}: test accuracy {run.metrics['accuracy']:.4f}"))
+    out.print(str(run.path))
+
+
+@app.command()
+@domain_errors
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    split: Annotated[Split, typer.Option(help="Which split to score.")] = Split.test,
+    data_root: DataRoot = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Score a trained run on a split of its data set; writes metrics-<split>.json into the run."""
+    from facexai.report.tables import write_json
+    from facexai.training import evaluate as evaluate_run
+
+    m = evaluate_run(run, split.value, str(data_root) if data_root else None, device)
+    write_json(run / f"metrics-{split.value}.json", m)
+    out.print(_metrics_table(m, f"{run} on {split.value}: accuracy {m['accuracy']:.4f}"))
+
+
+@data_app.command("check")
+@domain_errors
+def data_check(
+    dataset: Annotated[Dataset, typer.Argument(help="Data set to check.")],
+    data_root: DataRoot = None,
+    label_mode: LabelOpt = None,
+    classes: ClassesOpt = None,
+    split: SplitOpt = None,
+) -> None:
+    """Load a data set and print images per split and class, and what was dropped and why."""
+    from facexai.config import DataConfig
+    from facexai.data import load_dataset
+
+    opts = {
+        k: v
+        for k, v in {
+            "label_mode": label_mode and label_mode.value,
+            "classes": classes,
+            "split": split and split.value,
+        }.items()
+        if v is not None
+    }
+    ds = load_dataset(DataConfig(dataset=dataset.value, root=str(data_root) if data_root else None, **opts))
+    counts = ds.counts()
+    t = Table(title=f"{dataset.value}: {len(ds)} images, {ds.channels}x{ds.size[0]}x{ds.size[1]}")
+    t.add_column("emotion")
+    for s in counts:
+        t.add_column(s, justify="right")
+    for c in ds.classes:
+        t.add_row(str(c), *(str(counts[s][str(c)]) for s in counts))
+    t.add_row("[bold]total", *(f"[bold]{sum(counts[s].values())}" for s in counts))
+    out.print(t)
+    if "found" in ds.meta:
+        out.print("found before dropping: " + ", ".join(f"{s} {n}" for s, n in ds.meta["found"].items()))
+    dropped = {k: v for k, v in ds.meta.get("dropped", {}).items() if v}
+    out.print("dropped: " + (", ".join(f"{n} ({why})" for why, n in dropped.items()) if dropped else "none"))
+
+
+@app.command("list")
+def list_things() -> None:
+    """Registered models and data sets."""
+    from facexai.data import list_datasets
+    from facexai.models import list_models
+
+    t = Table(title="models")
+    for col in ("name", "input", "Grad-CAM layer", "description"):
+        t.add_column(col)
+    for s in list_models():
+        t.add_row(s.name, f"{s.in_channels}x{s.input_size}x{s.input_size}", s.cam_layer, s.description)
+    out.print(t)
+    out.print("data sets: " + ", ".join(list_datasets()))
+
+
+@app.command()
+@domain_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: the synthetic recipe's).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """The built-in main job: train the seed network on synthetic FACS faces and evaluate it (no download)."""
+    from facexai.config import override, recipe
+    from facexai.training import fit
+
+    run = fit(override(recipe("synthetic"), epochs=epochs), out=out_dir, progress=progress, console=err)
+    out.print(_metrics_table(run.metrics, f"synthetic faces: test accuracy {run.metrics['accuracy']:.4f}"))
+    out.print(f"results: {run.path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

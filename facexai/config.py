@@ -1,0 +1,144 @@
+"""Frozen settings for data and training: TOML in, JSON out, CLI overrides one field each."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from facexai.errors import ConfigError, DataNotFoundError, MalformedDataError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "synthetic"  # ferplus | fer2013 | rafdb | synthetic
+    root: str | None = None  # data set folder or file; synthetic needs none
+    classes: int = 7  # FER+: 7 (seed B, no contempt) or 8 (Barsoum); others have 7
+    label_mode: str = "soft"  # soft | majority | plurality (data sets with votes)
+    split: str = "official"  # FER2013: official | seed-a (pooled, re-split 70/20/10)
+    val_fraction: float = 0.1  # RAF-DB / synthetic: validation share carved out of train
+    split_seed: int = 0  # seed of every re-split
+    synthetic_n: int = 8400  # synthetic images in all splits together
+    synthetic_size: int = 48  # synthetic image side, pixels (48 grey or 100 RGB)
+    synthetic_channels: int = 1  # 1 grey, 3 RGB
+    cache: bool = True  # decode once, reuse the tensor file while the source is unchanged
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation: float = 10.0  # degrees, uniform in [-rotation, rotation]
+    scale: float = 0.1  # uniform factor in [1 - scale, 1 + scale]
+    flip: bool = True  # horizontal flip with probability 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "seed_vgg"
+    input_size: int | None = None  # model input side, pixels; None = the model's default
+    in_channels: int | None = None  # None = the model's default
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.001
+    optimizer: str = "adam"  # adam | sgd
+    weight_decay: float = 0.0
+    lr_factor: float = 0.1  # reduce-on-plateau multiplier
+    lr_patience: int = 3  # epochs without improvement of `monitor` before lr *= lr_factor
+    min_lr: float = 0.0
+    early_stop_patience: int | None = None  # epochs without improvement before stopping; None = never
+    monitor: str = "val_loss"  # val_loss | val_acc: picks the best epoch and drives the schedule
+    restore_best: bool = True  # evaluate and keep the best epoch's weights, else the last epoch's
+    soft_labels: bool = True  # cross-entropy against vote distributions where the data set has them
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool | None = None  # bf16 autocast; None = on where supported
+    channels_last: bool | None = None  # None = on
+    threads: int | None = None  # torch CPU threads; None = torch's default
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+_NESTED = {"augment": AugmentConfig, "data": DataConfig}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"
+        )
+    kwargs = {}
+    for key, value in values.items():
+        if key in _NESTED and isinstance(value, dict):
+            value = _build(_NESTED[key], value, f"{where} [{key}]")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """A TrainConfig from TOML: top-level training keys, [data] and [augment] tables."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"config file not found: {path}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise MalformedDataError(f"{path}: not valid TOML ({e})") from None
+    values.pop("description", None)
+    return _build(TrainConfig, values, str(path))
+
+
+def override(cfg: TrainConfig, **changes: Any) -> TrainConfig:
+    """Apply CLI overrides; `data.root` style keys reach nested tables; None means 'not given'."""
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if "." in key:
+            table, name = key.split(".", 1)
+            nested.setdefault(table, {})[name] = value
+        else:
+            top[key] = value
+    for table, values in nested.items():
+        top[table] = dataclasses.replace(getattr(cfg, table), **values)
+    return dataclasses.replace(cfg, **top)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict[str, Any]) -> TrainConfig:
+    return _build(TrainConfig, values, "config")
+
+
+# `facexai train DATASET` without --config runs that data set's reference recipe
+# (the same settings as experiments/<recipe>.toml; a test keeps the two in step).
+_SEED_A = {
+    "batch_size": 128,
+    "epochs": 50,
+    "lr": 0.01,
+    "early_stop_patience": 7,
+    "lr_patience": 5,
+    "input_size": 48,
+    "in_channels": 1,
+    "augment": {"rotation": 0.0, "scale": 0.0, "flip": False},
+    "data": {"dataset": "fer2013", "split": "seed-a"},
+}
+RECIPES: dict[str, dict[str, Any]] = {
+    "ferplus": {"lr": 0.01, "data": {"dataset": "ferplus"}},  # seed B, FER+
+    "rafdb": {"lr": 0.001, "data": {"dataset": "rafdb"}},  # seed B, RAF-DB
+    "fer2013": _SEED_A,  # seed A baseline
+    "synthetic": {"epochs": 6, "input_size": 48, "in_channels": 1, "data": {"dataset": "synthetic"}},
+}
+
+
+def recipe(dataset: str) -> TrainConfig:
+    """The default TrainConfig for a data set."""
+    if dataset not in RECIPES:
+        raise ConfigError(f"unknown data set {dataset!r}; expected one of {', '.join(RECIPES)}")
+    return _build(TrainConfig, RECIPES[dataset], f"recipe {dataset}")
