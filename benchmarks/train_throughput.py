@@ -1,0 +1,75 @@
+"""Training throughput of the seed network, variants side by side in one run.
+
+    python benchmarks/train_throughput.py --threads 2 --steps 8
+
+Prints images/s for each (input size, channels_last, bf16) on the current device
+and the ratio to the fp32 contiguous baseline of the same size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from facexai.config import AugmentConfig
+from facexai.data.augment import Preprocess, prepare, random_affine
+from facexai.models import create_model
+from facexai.training import Engine, bf16_supported, resolve_device, soft_cross_entropy
+
+
+def images_per_s(engine: Engine, size: int, batch: int, steps: int) -> float:
+    torch.manual_seed(0)
+    model = engine.model(create_model("seed_vgg", 7, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    pre = Preprocess(size, 3, (0.5,) * 3, (0.25,) * 3)
+    images = torch.randint(0, 256, (batch, 1, 48, 48), dtype=torch.uint8, device=engine.device)  # FER+-like
+    targets = torch.softmax(torch.randn(batch, 7, device=engine.device), 1)
+    gen = torch.Generator(engine.device).manual_seed(0)
+
+    def step() -> None:
+        x = engine.input(prepare(images, pre, random_affine(batch, AugmentConfig(), gen, engine.device)))
+        with engine.autocast():
+            loss = soft_cross_entropy(model(x), targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):  # warm-up: kernel selection, allocator
+        step()
+    if engine.device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if engine.device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--sizes", default="100,48")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    bf16_options = (False, True) if bf16_supported(device) else (False,)
+    print(f"device {device}, threads {torch.get_num_threads()}, hardware bf16 {bf16_supported(device)}")
+    for size in (int(s) for s in args.sizes.split(",")):
+        base = None
+        for bf16 in bf16_options:
+            for cl in (False, True):
+                ips = images_per_s(Engine(device, bf16, cl), size, args.batch, args.steps)
+                base = base or ips
+                print(f"size {size:3d}  bf16 {bf16!s:5}  channels_last {cl!s:5}  {ips:8.1f} img/s  x{ips / base:.2f}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+import json
+
+from formats import random_image, votes, write_ferplus_folders, write_rafdb_tree
+from typer.testing import CliRunner
+
+from facexai.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def tiny_ferplus(root):
+    folders = {"FER2013Train": [], "FER2013Valid": [], "FER2013Test": []}
+    for i in range(12):
+        folder = list(folders)[i % 3]
+        v = votes(NF=10) if i == 0 else votes(happiness=6, neutral=4) if i % 2 else votes(neutral=7, fear=3)
+        folders[folder].append((f"fer{i:07d}.png", v, random_image(i)))
+    return write_ferplus_folders(root, folders)
+
+
+def tiny_rafdb(root, n=70):
+    names = [(f"{'train' if i < 56 else 'test'}_{i:05d}.jpg", 1 + i % 7) for i in range(n)]
+    return write_rafdb_tree(root, names)
+
+
+def test_list_names_models_and_data_sets():
+    result = invoke("list")
+    assert result.exit_code == 0
+    assert "seed_vgg" in result.stdout and "resnet18" in result.stdout and "ferplus" in result.stdout
+
+
+def test_data_check_prints_counts_and_what_was_dropped(tmp_path):
+    result = invoke("data", "check", "ferplus", "--data-root", tiny_ferplus(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "found before dropping: train 4, val 4, test 4" in result.stdout
+    assert "1 (no votes for the 7 classes)" in result.stdout
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    result = invoke("data", "check", "ferplus", "--data-root", tmp_path / "nowhere")
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "FER+ data root not found" in result.stderr
+    assert "Traceback" not in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochz = 1\n")
+    result = invoke("train", "synthetic", "--config", bad)
+    assert result.exit_code == 2 and "unknown setting" in result.stderr
+    result = invoke("evaluate", tmp_path)
+    assert result.exit_code == 2 and "not a run folder" in result.stderr
+
+
+def test_unknown_data_set_is_a_usage_error():
+    result = invoke("train", "affectnet")
+    assert result.exit_code == 2 and "affectnet" in result.output
+
+
+def test_train_then_evaluate_rafdb_layout_end_to_end(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text('model = "seed_vgg"\nepochs = 1\nbatch_size = 8\ninput_size = 28\n[data]\ndataset = "rafdb"\n')
+    result = invoke("train", "rafdb", "--data-root", tiny_rafdb(tmp_path / "raf"), "--config", config,
+                    "--out", tmp_path / "runs", "--no-progress", "--seed", 3)
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("rafdb-seed_vgg-s3-")
+    assert json.loads((run / "config.json").read_text())["data"]["root"] == str(tmp_path / "raf")
+    assert json.loads((run / "metrics.json").read_text())["n"] == 14
+    result = invoke("evaluate", run, "--split", "val")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics-val.json").read_text())["split"] == "val"

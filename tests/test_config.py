@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+
+from facexai.config import TrainConfig, from_dict, load_config, override, recipe, to_dict
+from facexai.errors import ConfigError, DataNotFoundError, MalformedDataError
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_experiment_config_loads(path):
+    assert isinstance(load_config(path), TrainConfig)
+
+
+@pytest.mark.parametrize("dataset,toml", [("ferplus", "ferplus_seed_b"), ("rafdb", "rafdb_seed_b"),
+                                          ("fer2013", "fer2013_seed_a_baseline")])
+def test_default_recipes_are_the_experiment_files(dataset, toml):
+    assert recipe(dataset) == load_config(EXPERIMENTS / f"{toml}.toml")
+
+
+def test_seed_recipes_match_the_papers():
+    b = load_config(EXPERIMENTS / "ferplus_seed_b.toml")
+    assert (b.lr, b.batch_size, b.epochs, b.lr_factor, b.monitor, b.soft_labels) == (0.01, 64, 30, 0.1, "val_loss", True)
+    assert (b.augment.rotation, b.augment.scale, b.augment.flip) == (10.0, 0.1, True)
+    assert load_config(EXPERIMENTS / "rafdb_seed_b.toml").lr == 0.001
+    lrs = {p.stem: load_config(p).lr for p in EXPERIMENTS.glob("fer2013_seed_a_*.toml")}
+    assert lrs == {"fer2013_seed_a_baseline": 0.01, "fer2013_seed_a_exp1": 0.001, "fer2013_seed_a_exp2": 0.0001,
+                   "fer2013_seed_a_exp3": 0.0001}
+    a = load_config(EXPERIMENTS / "fer2013_seed_a_exp3.toml")
+    assert (a.batch_size, a.epochs, a.early_stop_patience, a.lr_patience, a.restore_best) == (128, 50, 7, 5, False)
+    assert (a.input_size, a.in_channels, a.data.split) == (48, 1, "seed-a")
+
+
+def test_overrides_reach_nested_tables_and_ignore_missing_values():
+    cfg = override(recipe("ferplus"), epochs=2, lr=None, **{"data.root": "/x", "data.classes": 8})
+    assert (cfg.epochs, cfg.lr, cfg.data.root, cfg.data.classes) == (2, 0.01, "/x", 8)
+    assert from_dict(to_dict(cfg)) == cfg
+
+
+def test_bad_config_files_name_the_problem(tmp_path):
+    with pytest.raises(DataNotFoundError, match="config file not found"):
+        load_config(tmp_path / "none.toml")
+    (tmp_path / "bad.toml").write_text("epochs = [")
+    with pytest.raises(MalformedDataError, match="bad.toml: not valid TOML"):
+        load_config(tmp_path / "bad.toml")
+    (tmp_path / "typo.toml").write_text("epoch = 3\n[data]\nroot_dir = 'x'\n")
+    with pytest.raises(ConfigError, match="unknown setting.*epoch"):
+        load_config(tmp_path / "typo.toml")
+    with pytest.raises(ConfigError, match="unknown data set"):
+        recipe("affectnet")

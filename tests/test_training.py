@@ -1,0 +1,112 @@
+import dataclasses
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import facexai.training as T
+from facexai.config import AugmentConfig, TrainConfig
+from facexai.errors import ClassMismatchError, RunNotFoundError
+from facexai.training import evaluate, fit, load_checkpoint, soft_cross_entropy
+from toy import bars
+
+FAST = TrainConfig(epochs=3, batch_size=8, lr=1e-3, input_size=28, in_channels=1, seed=0,
+                   augment=AugmentConfig(rotation=0.0, scale=0.0, flip=False))
+RUN_FILES = {"config.json", "provenance.json", "history.csv", "checkpoint.pt", "metrics.json", "curves.png",
+             "confusion.png"}
+
+
+def losses(run):
+    return [(r["train_loss"], r["val_loss"], r["val_acc"], r["lr"]) for r in run.history]
+
+
+def test_soft_cross_entropy_is_cross_entropy_for_one_hot_targets():
+    logits, labels = torch.randn(5, 7), torch.tensor([0, 3, 6, 2, 2])
+    assert soft_cross_entropy(logits, F.one_hot(labels, 7).float()) == pytest.approx(
+        F.cross_entropy(logits, labels).item(), rel=1e-6)
+    votes = torch.tensor([[0.5, 0.5, 0, 0, 0, 0, 0]])
+    by_hand = -0.5 * (F.log_softmax(logits[:1], 1)[0, 0] + F.log_softmax(logits[:1], 1)[0, 1])
+    assert soft_cross_entropy(logits[:1], votes) == pytest.approx(by_hand.item(), rel=1e-6)
+
+
+def test_a_run_learns_the_toy_task_and_writes_a_complete_folder(tmp_path):
+    run = fit(FAST, out=tmp_path, data=bars(), progress=False)
+    assert {p.name for p in run.path.iterdir()} == RUN_FILES  # state.pt is gone once the run is complete
+    assert not list(tmp_path.glob(".*partial"))
+    assert run.metrics["accuracy"] >= 0.9 and run.metrics["n"] == 28
+    assert sum(run.metrics["counts"].values()) == 28 and len(run.metrics["confusion_matrix"]) == 7
+    assert [r["epoch"] for r in run.history] == [1, 2, 3]
+    ckpt = torch.load(run.path / "checkpoint.pt", weights_only=True)  # plain tensors and JSON-able metadata
+    assert ckpt["meta"]["classes"][0] == "neutral" and ckpt["meta"]["preprocess"]["size"] == 28
+    prov = json.loads((run.path / "provenance.json").read_text())
+    assert {"command", "config", "git_commit", "versions", "device", "started", "finished"} <= set(prov)
+    assert evaluate(run.path, data=bars())["accuracy"] == run.metrics["accuracy"]
+
+
+def test_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path):
+    a = fit(FAST, out=tmp_path / "a", data=bars(), progress=False)
+    b = fit(FAST, out=tmp_path / "b", data=bars(), progress=False)
+    c = fit(dataclasses.replace(FAST, seed=1), out=tmp_path / "c", data=bars(), progress=False)
+    assert losses(a) == losses(b)
+    assert losses(a) != losses(c)
+
+
+def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(FAST, augment=AugmentConfig())
+    whole = fit(cfg, out=tmp_path / "whole", data=bars(), progress=False)
+    real = T.random_affine
+    calls = {"n": 0}
+
+    def crash_in_epoch_2(n, *args):
+        calls["n"] += 1
+        if calls["n"] > 11:  # 84 training images / 8 per batch = 11 batches per epoch
+            raise KeyboardInterrupt
+        return real(n, *args)
+
+    monkeypatch.setattr(T, "random_affine", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, out=tmp_path / "cut", data=bars(), progress=False)
+    monkeypatch.setattr(T, "random_affine", real)
+    (partial,) = (tmp_path / "cut").glob(".*.partial")
+    assert (partial / "state.pt").is_file() and not (partial / "metrics.json").exists()
+    resumed = fit(cfg, data=bars(), resume=partial, progress=False)
+    assert losses(resumed) == losses(whole)
+    assert not partial.exists() and (resumed.path / "metrics.json").is_file()
+
+
+def flat_validation(monkeypatch):
+    """Validation scores that never improve after epoch 1: a plateau known by hand."""
+    monkeypatch.setattr(T, "_scores", lambda logits, data: (1.0, 0.5))
+
+
+def test_early_stopping_and_restore_best(tmp_path, monkeypatch):
+    flat_validation(monkeypatch)
+    cfg = dataclasses.replace(FAST, epochs=10, early_stop_patience=2)
+    run = fit(cfg, out=tmp_path / "best", data=bars(), progress=False)
+    assert run.metrics["epochs_run"] == 3 and run.metrics["epoch"] == 1  # stopped 2 epochs after the best
+    last = fit(dataclasses.replace(cfg, restore_best=False), out=tmp_path / "last", data=bars(), progress=False)
+    assert last.metrics["epoch"] == 3
+    best_weights = torch.load(run.path / "checkpoint.pt", weights_only=True)["state_dict"]
+    last_weights = torch.load(last.path / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert not torch.equal(best_weights["head.weight"], last_weights["head.weight"])
+
+
+def test_learning_rate_drops_by_the_factor_after_patience_epochs(tmp_path, monkeypatch):
+    flat_validation(monkeypatch)
+    cfg = dataclasses.replace(FAST, epochs=4, lr_patience=1, lr_factor=0.1)
+    run = fit(cfg, out=tmp_path, data=bars(), progress=False)
+    assert [r["lr"] for r in run.history] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4])
+
+
+def test_missing_and_mismatched_runs_are_errors(tmp_path):
+    with pytest.raises(RunNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(RunNotFoundError, match="not a run folder"):
+        evaluate(tmp_path, data=bars())
+    with pytest.raises(RunNotFoundError, match="state.pt"):
+        fit(FAST, data=bars(), resume=tmp_path, progress=False)
+    run = fit(dataclasses.replace(FAST, epochs=1), out=tmp_path, data=bars(), progress=False)
+    eight = dataclasses.replace(bars(), classes=bars().classes + (bars().classes[0].__class__("contempt"),))
+    with pytest.raises(ClassMismatchError, match="model predicts"):
+        evaluate(run.path, data=eight)
