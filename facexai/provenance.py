@@ -67,11 +67,12 @@ def device_info(device: torch.device | str = "cpu") -> dict[str, str | int]:
     }
 
 
-def provenance(config: dict, device: torch.device | str, started: str, **extra) -> dict:
+def provenance(config: dict, device: torch.device | str, started: str, commit: str | None, **extra) -> dict:
+    """`commit` is taken when the work starts: HEAD may move while a long run goes on."""
     return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": config,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "versions": versions(),
         "device": device_info(device),
         "started": started,

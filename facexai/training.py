@@ -29,7 +29,7 @@ from facexai.data.augment import Preprocess, channel_stats, prepare, random_affi
 from facexai.data.cache import atomic_save
 from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
 from facexai.models import create_model, get_spec
-from facexai.provenance import now, provenance
+from facexai.provenance import git_commit, now, provenance
 from facexai.report import figures
 from facexai.report.tables import read_csv, write_csv, write_json
 
@@ -152,7 +152,7 @@ def fit(
 ) -> Run:
     """Train by `cfg`, evaluate the chosen epoch on the test split, and return the finished run folder."""
     console = console or Console(stderr=True)
-    started = now()
+    started, commit = now(), git_commit()
     if resume is not None:
         partial = Path(resume)
         if not (partial / "state.pt").is_file():
@@ -198,6 +198,7 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best = state["history"], state["best"]
+        started, commit = state.get("started", started), state.get("commit", commit)
         console.print(f"resuming {partial} after epoch {len(history)}")
     partial.mkdir(parents=True, exist_ok=True)
     config = to_dict(cfg)
@@ -262,6 +263,8 @@ def fit(
                     "scheduler": scheduler.state_dict(),
                     "history": history,
                     "best": best,
+                    "started": started,
+                    "commit": commit,
                 },
                 partial / "state.pt",
             )
@@ -307,6 +310,7 @@ def fit(
             config,
             engine.device,
             started,
+            commit,
             bf16=engine.bf16,
             channels_last=engine.channels_last,
             data={
