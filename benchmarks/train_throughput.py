@@ -67,8 +67,10 @@ def main() -> None:
             for cl in (False, True):
                 ips = images_per_s(Engine(device, bf16, cl), size, args.batch, args.steps)
                 base = base or ips
-                print(f"size {size:3d}  bf16 {bf16!s:5}  channels_last {cl!s:5}  {ips:8.1f} img/s  x{ips / base:.2f}",
-                      flush=True)
+                print(
+                    f"size {size:3d}  bf16 {bf16!s:5}  channels_last {cl!s:5}  {ips:8.1f} img/s  x{ips / base:.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

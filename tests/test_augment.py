@@ -34,8 +34,9 @@ def test_identity_affine_equals_plain_resize():
 
 def test_flip_mirrors_and_keeps_shapes():
     x = left_half_bright()
-    theta = random_affine(4, AugmentConfig(rotation=0.0, scale=0.0, flip=True), torch.Generator().manual_seed(1),
-                          torch.device("cpu"))
+    theta = random_affine(
+        4, AugmentConfig(rotation=0.0, scale=0.0, flip=True), torch.Generator().manual_seed(1), torch.device("cpu")
+    )
     flipped = theta[:, 0, 0] < 0
     assert 0 < int(flipped.sum()) < 4  # drawn per sample
     y = prepare(x, PLAIN, theta)

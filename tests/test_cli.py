@@ -60,8 +60,19 @@ def test_unknown_data_set_is_a_usage_error():
 def test_train_then_evaluate_rafdb_layout_end_to_end(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text('model = "seed_vgg"\nepochs = 1\nbatch_size = 8\ninput_size = 28\n[data]\ndataset = "rafdb"\n')
-    result = invoke("train", "rafdb", "--data-root", tiny_rafdb(tmp_path / "raf"), "--config", config,
-                    "--out", tmp_path / "runs", "--no-progress", "--seed", 3)
+    result = invoke(
+        "train",
+        "rafdb",
+        "--data-root",
+        tiny_rafdb(tmp_path / "raf"),
+        "--config",
+        config,
+        "--out",
+        tmp_path / "runs",
+        "--no-progress",
+        "--seed",
+        3,
+    )
     assert result.exit_code == 0, result.output
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("rafdb-seed_vgg-s3-")

@@ -13,20 +13,32 @@ def test_every_experiment_config_loads(path):
     assert isinstance(load_config(path), TrainConfig)
 
 
-@pytest.mark.parametrize("dataset,toml", [("ferplus", "ferplus_seed_b"), ("rafdb", "rafdb_seed_b"),
-                                          ("fer2013", "fer2013_seed_a_baseline")])
+@pytest.mark.parametrize(
+    "dataset,toml", [("ferplus", "ferplus_seed_b"), ("rafdb", "rafdb_seed_b"), ("fer2013", "fer2013_seed_a_baseline")]
+)
 def test_default_recipes_are_the_experiment_files(dataset, toml):
     assert recipe(dataset) == load_config(EXPERIMENTS / f"{toml}.toml")
 
 
 def test_seed_recipes_match_the_papers():
     b = load_config(EXPERIMENTS / "ferplus_seed_b.toml")
-    assert (b.lr, b.batch_size, b.epochs, b.lr_factor, b.monitor, b.soft_labels) == (0.01, 64, 30, 0.1, "val_loss", True)
+    assert (b.lr, b.batch_size, b.epochs, b.lr_factor, b.monitor, b.soft_labels) == (
+        0.01,
+        64,
+        30,
+        0.1,
+        "val_loss",
+        True,
+    )
     assert (b.augment.rotation, b.augment.scale, b.augment.flip) == (10.0, 0.1, True)
     assert load_config(EXPERIMENTS / "rafdb_seed_b.toml").lr == 0.001
     lrs = {p.stem: load_config(p).lr for p in EXPERIMENTS.glob("fer2013_seed_a_*.toml")}
-    assert lrs == {"fer2013_seed_a_baseline": 0.01, "fer2013_seed_a_exp1": 0.001, "fer2013_seed_a_exp2": 0.0001,
-                   "fer2013_seed_a_exp3": 0.0001}
+    assert lrs == {
+        "fer2013_seed_a_baseline": 0.01,
+        "fer2013_seed_a_exp1": 0.001,
+        "fer2013_seed_a_exp2": 0.0001,
+        "fer2013_seed_a_exp3": 0.0001,
+    }
     a = load_config(EXPERIMENTS / "fer2013_seed_a_exp3.toml")
     assert (a.batch_size, a.epochs, a.early_stop_patience, a.lr_patience, a.restore_best) == (128, 50, 7, 5, False)
     assert (a.input_size, a.in_channels, a.data.split) == (48, 1, "seed-a")

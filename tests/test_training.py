@@ -4,17 +4,31 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from toy import bars
 
 import facexai.training as T
 from facexai.config import AugmentConfig, TrainConfig
 from facexai.errors import ClassMismatchError, RunNotFoundError
 from facexai.training import evaluate, fit, load_checkpoint, soft_cross_entropy
-from toy import bars
 
-FAST = TrainConfig(epochs=3, batch_size=8, lr=1e-3, input_size=28, in_channels=1, seed=0,
-                   augment=AugmentConfig(rotation=0.0, scale=0.0, flip=False))
-RUN_FILES = {"config.json", "provenance.json", "history.csv", "checkpoint.pt", "metrics.json", "curves.png",
-             "confusion.png"}
+FAST = TrainConfig(
+    epochs=3,
+    batch_size=8,
+    lr=1e-3,
+    input_size=28,
+    in_channels=1,
+    seed=0,
+    augment=AugmentConfig(rotation=0.0, scale=0.0, flip=False),
+)
+RUN_FILES = {
+    "config.json",
+    "provenance.json",
+    "history.csv",
+    "checkpoint.pt",
+    "metrics.json",
+    "curves.png",
+    "confusion.png",
+}
 
 
 def losses(run):
@@ -24,7 +38,8 @@ def losses(run):
 def test_soft_cross_entropy_is_cross_entropy_for_one_hot_targets():
     logits, labels = torch.randn(5, 7), torch.tensor([0, 3, 6, 2, 2])
     assert soft_cross_entropy(logits, F.one_hot(labels, 7).float()) == pytest.approx(
-        F.cross_entropy(logits, labels).item(), rel=1e-6)
+        F.cross_entropy(logits, labels).item(), rel=1e-6
+    )
     votes = torch.tensor([[0.5, 0.5, 0, 0, 0, 0, 0]])
     by_hand = -0.5 * (F.log_softmax(logits[:1], 1)[0, 0] + F.log_softmax(logits[:1], 1)[0, 1])
     assert soft_cross_entropy(logits[:1], votes) == pytest.approx(by_hand.item(), rel=1e-6)
