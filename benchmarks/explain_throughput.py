@@ -1,0 +1,119 @@
+"""Attribution throughput of the seed network: facexai's batched paths vs the libraries called per image.
+
+    python benchmarks/explain_throughput.py --threads 1 --n 8
+
+For Grad-CAM (pytorch-grad-cam GradCAM), integrated gradients (captum, 32 steps) and region
+occlusion (8 regions, mean fill), prints images/s of
+  per image: the library called once per image (GradCAM built once, then one image per call;
+             IntegratedGradients and FeatureAblation one image per attribute call), and
+  batched:   facexai.explain's cam_maps / integrated_gradients / occlude over all n images,
+and the ratio batched / per image. Random weights and inputs (speed does not depend on training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from captum.attr import FeatureAblation, IntegratedGradients
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from facexai.explain.gradcam import cam_maps
+from facexai.explain.integrated import integrated_gradients
+from facexai.explain.occlusion import occlude
+from facexai.models import cam_layer, create_model
+
+REGIONS = 8
+STEPS = 32
+
+
+def rate(fn: Callable[[int], object], n: int, device: torch.device) -> float:
+    """Images/s of one call fn(n) over the first n images (after the caller has warmed `fn` up)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn(n)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=64, help="images per measurement")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    p.add_argument("--size", type=int, default=100, help="input side, pixels")
+    p.add_argument("--batch", type=int, default=None, help="rows per forward, batched paths")
+    p.add_argument("--channels-last", action="store_true", help="channels_last model and inputs (both paths)")
+    p.add_argument("--only", default="gradcam,ig,occlusion", help="comma-separated subset of the methods")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = create_model("seed_vgg", 7, 3).to(device).eval()
+    layer = cam_layer(model, "seed_vgg")
+    x = torch.randn(args.n, 3, args.size, args.size, device=device)  # standardised inputs
+    if args.channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    cam_kw = {"batch_size": args.batch} if args.batch else {}
+    ig_kw = {"batch_size": max(1, args.batch // STEPS), "internal_batch_size": args.batch} if args.batch else {}
+    occ_kw = {"batch_size": args.batch} if args.batch else {}
+    t = torch.randint(0, 7, (args.n,), device=device)
+    regions = torch.randint(0, REGIONS + 1, (args.n, args.size, args.size), device=device)  # (n, S, S)
+
+    def gradcam_per_image(k: int) -> None:
+        with GradCAM(model=model, target_layers=[layer]) as cam:
+            for i in range(k):
+                cam(input_tensor=x[i : i + 1], targets=[ClassifierOutputTarget(int(t[i]))])
+
+    def ig_per_image(k: int) -> None:
+        ig = IntegratedGradients(model)
+        for i in range(k):
+            ig.attribute(
+                x[i : i + 1],
+                baselines=torch.zeros_like(x[i : i + 1]),
+                target=int(t[i]),
+                n_steps=STEPS,
+                return_convergence_delta=True,
+            )
+
+    def occlusion_per_image(k: int) -> None:
+        fa = FeatureAblation(lambda z: F.softmax(model(z), 1))
+        with torch.no_grad():
+            for i in range(k):
+                fa.attribute(x[i : i + 1], baselines=0.0, target=int(t[i]), feature_mask=regions[i : i + 1, None])
+
+    methods = {  # name -> (per image over the first k images, batched over the first k images)
+        "gradcam": (gradcam_per_image, lambda k: cam_maps(model, layer, x[:k], t[:k], **cam_kw)),
+        "ig": (
+            ig_per_image,
+            lambda k: integrated_gradients(model, x[:k], t[:k], baseline="mean", n_steps=STEPS, **ig_kw),
+        ),
+        "occlusion": (
+            occlusion_per_image,
+            lambda k: occlude(model, x[:k], t[:k], regions[:k], REGIONS, fill="mean", **occ_kw),
+        ),
+    }
+    print(
+        f"seed_vgg {args.size}x{args.size}, n {args.n}, device {device}, threads {torch.get_num_threads()}, "
+        f"channels_last {args.channels_last}, batch {args.batch or 'default'}, IG {STEPS} steps, "
+        f"occlusion {REGIONS} regions",
+        flush=True,
+    )
+    for name in args.only.split(","):
+        per_image, batched = methods[name]
+        per_image(2)  # warm-up: kernel selection, allocator
+        batched(2)
+        slow = rate(per_image, args.n, device)
+        fast = rate(batched, args.n, device)
+        print(f"{name:10s} per image {slow:8.2f} img/s   batched {fast:8.2f} img/s   x{fast / slow:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
