@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from facexai.errors import FacexaiError
+from facexai.errors import FacexaiError, RunNotFoundError
 
 app = typer.Typer(
     help="Which face regions drive a facial-emotion CNN's predictions, measured.",
@@ -198,6 +198,125 @@ def list_things() -> None:
         t.add_row(s.name, f"{s.in_channels}x{s.input_size}x{s.input_size}", s.cam_layer, s.description)
     out.print(t)
     out.print("data sets: " + ", ".join(list_datasets()))
+
+
+RunOpt = Annotated[Path | None, typer.Option("--run", help="A finished run folder (default: the newest under runs/).")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder that receives the tables and provenance.json.")]
+LimitOpt = Annotated[int | None, typer.Option(help="Analyse only the first N images of the split.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+
+
+def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg):
+    from facexai.explain.analysis import load_subject
+    from facexai.report.findings import newest_run
+
+    if run is None:
+        run = newest_run("runs", dataset)
+        if run is None:
+            raise RunNotFoundError(f"no finished run under runs/{' for ' + dataset if dataset else ''}; pass --run")
+    err.print(f"analysing {run}")
+    return load_subject(run, cfg, data_root=str(data_root) if data_root else None)
+
+
+@app.command()
+@domain_errors
+def saliency(
+    out_dir: OutOpt,
+    run: RunOpt = None,
+    methods: Annotated[str, typer.Option(help="Comma-separated: gradcam, gradcampp, hirescam, ig.")] = (
+        "gradcam,gradcampp,hirescam,ig"
+    ),
+    split: Annotated[Split, typer.Option(help="Which split to explain.")] = Split.test,
+    target: Annotated[str, typer.Option(help="pred (predicted class) or true (labelled class).")] = "pred",
+    ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
+    ig_baseline: Annotated[str, typer.Option(help="black, blur or mean.")] = "black",
+    dataset: Annotated[str | None, typer.Option(help="With no --run: the newest run of this data set.")] = None,
+    data_root: DataRoot = None,
+    limit: LimitOpt = None,
+    device: DeviceOpt = "auto",
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Attribution maps over a split, reduced to region relevance per emotion with 95% bootstrap intervals."""
+    from facexai.explain.analysis import AnalysisConfig
+    from facexai.explain.analysis import saliency as run_saliency
+    from facexai.provenance import git_commit, now
+    from facexai.report.findings import write_findings
+
+    started, commit = now(), git_commit()
+    cfg = AnalysisConfig(
+        split=split.value,
+        target=target,
+        methods=tuple(m.strip() for m in methods.split(",")),
+        ig_steps=ig_steps,
+        ig_baseline=ig_baseline,
+        limit=limit,
+        device=device,
+        progress=progress,
+    )
+    subject = _subject(run, dataset, data_root, cfg)
+    rows, tensors = run_saliency(subject, cfg)
+    per_image = []
+    if "ig/delta" in tensors:
+        per_image = [
+            {"id": i, "ig_delta": float(d)} for i, d in zip(subject.data.ids, tensors["ig/delta"], strict=True)
+        ]
+    for path in write_findings(out_dir, "saliency", rows, cfg, subject, started, commit, per_image):
+        out.print(str(path))
+
+
+@app.command()
+@domain_errors
+def occlude(
+    out_dir: OutOpt,
+    region: Annotated[
+        str,
+        typer.Option(
+            help="A face region (forehead, brows, glabella, eyes, nose, cheeks, mouth, "
+            "chin), comma-separated ones, or all."
+        ),
+    ] = "all",
+    fill: Annotated[str, typer.Option(help="Comma-separated: mean, blur, noise.")] = "mean",
+    run: RunOpt = None,
+    split: Annotated[Split, typer.Option(help="Which split to occlude.")] = Split.test,
+    target: Annotated[str, typer.Option(help="pred (predicted class) or true (labelled class).")] = "pred",
+    dataset: Annotated[str | None, typer.Option(help="With no --run: the newest run of this data set.")] = None,
+    data_root: DataRoot = None,
+    limit: LimitOpt = None,
+    device: DeviceOpt = "auto",
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Replace face regions and measure the drop in class probability and accuracy per emotion, with 95% CIs."""
+    from facexai.errors import ConfigError
+    from facexai.explain.analysis import AnalysisConfig
+    from facexai.explain.analysis import occlusion as run_occlusion
+    from facexai.faces.regions import FaceRegion
+    from facexai.provenance import git_commit, now
+    from facexai.report.findings import write_findings
+
+    names = [r.strip() for r in region.split(",")]
+    if names == ["all"]:
+        regions = tuple(FaceRegion)
+    else:
+        try:
+            regions = tuple(FaceRegion(n) for n in names)
+        except ValueError:
+            raise ConfigError(
+                f"unknown region in {region!r}; expected all or some of {', '.join(r.value for r in FaceRegion)}"
+            ) from None
+    started, commit = now(), git_commit()
+    cfg = AnalysisConfig(
+        split=split.value,
+        target=target,
+        regions=regions,
+        fills=tuple(f.strip() for f in fill.split(",")),
+        limit=limit,
+        device=device,
+        progress=progress,
+    )
+    subject = _subject(run, dataset, data_root, cfg)
+    rows, _ = run_occlusion(subject, cfg)
+    for path in write_findings(out_dir, "occlusion", rows, cfg, subject, started, commit):
+        out.print(str(path))
 
 
 @app.command()

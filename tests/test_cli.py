@@ -81,3 +81,27 @@ def test_train_then_evaluate_rafdb_layout_end_to_end(tmp_path):
     result = invoke("evaluate", run, "--split", "val")
     assert result.exit_code == 0, result.output
     assert json.loads((run / "metrics-val.json").read_text())["split"] == "val"
+
+
+def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
+    config = tmp_path / "syn.toml"
+    config.write_text(
+        'epochs = 1\nbatch_size = 16\ninput_size = 48\nin_channels = 1\n[data]\ndataset = "synthetic"\n'
+        "synthetic_n = 140\n"
+    )
+    result = invoke("train", "synthetic", "--config", config, "--out", tmp_path / "runs", "--no-progress")
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    out = tmp_path / "findings"
+    result = invoke("saliency", "--run", run, "--out", out, "--methods", "gradcam,ig", "--limit", 8, "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = (out / "saliency.csv").read_text().splitlines()
+    assert rows[0] == "group,emotion,region,method,fill,measure,estimate,ci_low,ci_high,n"
+    assert len(rows) == 1 + 2 * 2 * 7 * 8  # (true, pred) x methods x emotions x regions
+    result = invoke("occlude", "--run", run, "--out", out, "--region", "mouth", "--limit", 8, "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = (out / "occlusion.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 3 * 7  # (true, pred) x 3 measures x emotions, one region
+    assert set(json.loads((out / "provenance.json").read_text())["analyses"]) == {"saliency", "occlusion"}
+    result = invoke("occlude", "--run", run, "--out", out, "--region", "ears")
+    assert result.exit_code == 2 and "unknown region" in result.stderr

@@ -101,7 +101,8 @@ def occlude(
     region_index: (B, H, W) int64, 0 = no region, i + 1 = region i (i < n_regions).
     Returns base_prob (B,), the target-class softmax probability of the intact image; prob (B, R)
     with region r replaced by the fill; drop = base_prob - prob (B, R); flipped (B, R) bool, the
-    predicted class differs from the intact image's. A region absent from an image gets drop 0.
+    predicted class differs from the intact image's; pred (B, R) and base_pred (B,), the predicted
+    classes themselves. A region absent from an image gets drop 0.
     `batch_size` is the number of rows (image-region pairs) per forward pass: 16 suits a CPU
     (larger chunks ran slower there); on a GPU raise it.
     """
@@ -126,7 +127,9 @@ def occlude(
             prob[s] = p.gather(1, targets[i, None]).squeeze(1)
             pred[s] = p.argmax(1)
     present = _present(region_index, r_count)
-    return _result(base_prob, prob.view(n, r_count), pred.view(n, r_count), base_pred, present)
+    pred = torch.where(present, pred.view(n, r_count), base_pred[:, None])
+    # the occluded argmax too (the captum reference cannot give it): accuracy under occlusion needs it
+    return _result(base_prob, prob.view(n, r_count), pred, base_pred, present) | {"pred": pred, "base_pred": base_pred}
 
 
 @torch.no_grad()

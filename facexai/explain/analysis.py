@@ -1,0 +1,209 @@
+"""Attribution methods over a whole split, reduced to per-emotion region findings (tidy rows).
+
+load_subject() prepares what every method needs once: the trained model, the split's
+model inputs, targets, and region masks at the model's input size. saliency() and
+occlusion() return tidy rows (one per group x emotion x region x method x fill) and
+per-image tensors; writing files is left to the caller (CLI, report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facexai.config import from_dict
+from facexai.data import FaceDataset, load_dataset
+from facexai.data.augment import Preprocess, prepare
+from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
+from facexai.explain import importance as I
+from facexai.explain.gradcam import CAM_METHODS, cam_maps
+from facexai.explain.integrated import integrated_gradients
+from facexai.explain.occlusion import occlude
+from facexai.faces.landmarks import landmarks_for
+from facexai.faces.regions import FaceRegion, region_index
+from facexai.models import cam_layer
+from facexai.training import Engine, load_checkpoint, predict
+
+METHODS = (*CAM_METHODS, "ig")
+FILLS = ("mean", "blur", "noise")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    split: str = "test"
+    target: str = "pred"  # pred | true: which class each image's attribution explains
+    methods: tuple[str, ...] = METHODS
+    regions: tuple[FaceRegion, ...] = tuple(FaceRegion)
+    fills: tuple[str, ...] = ("mean",)
+    ig_steps: int = 32
+    ig_baseline: str = "black"  # black | blur | mean
+    margin: float = 0.1  # region margin, in inter-ocular distances
+    landmarks: str = "auto"  # auto | dataset | dlib | template
+    limit: int | None = None  # first N images of the split, to try things quickly
+    batch_size: int = 32
+    n_boot: int = 1000
+    alpha: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"unknown method(s) {', '.join(unknown)}; expected some of {', '.join(METHODS)}")
+        bad_fills = [f for f in self.fills if f not in FILLS]
+        if bad_fills:
+            raise ConfigError(f"unknown fill(s) {', '.join(bad_fills)}; expected some of {', '.join(FILLS)}")
+        if self.target not in ("pred", "true"):
+            raise ConfigError(f"target must be pred or true, got {self.target!r}")
+
+
+@dataclass
+class Subject:
+    """A trained model and one split, prepared once for every method."""
+
+    run: Path
+    model: torch.nn.Module
+    layer: torch.nn.Module
+    pre: Preprocess
+    engine: Engine
+    data: FaceDataset  # the analysed split
+    inputs: torch.Tensor  # (N, C, S, S) standardised model inputs on the device
+    labels: torch.Tensor  # (N,) true class
+    preds: torch.Tensor  # (N,) predicted class
+    targets: torch.Tensor  # (N,) the class each attribution explains
+    index: torch.Tensor  # (N, S, S) int64 region ids, 0 = none
+    masks: torch.Tensor  # (N, R, S, S) bool
+    regions: tuple[FaceRegion, ...]
+    landmarks: dict[str, Any] = field(default_factory=dict)  # provider and counts
+
+
+def load_subject(
+    run: str | Path, cfg: AnalysisConfig, data: FaceDataset | None = None, data_root: str | None = None
+) -> Subject:
+    """Load a finished run's model and prepare its data set's split for analysis."""
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise RunNotFoundError(f"not a finished run folder (no config.json): {run}")
+    train_cfg = from_dict(json.loads((run / "config.json").read_text()))
+    engine = Engine(Engine.from_config(dataclasses.replace(train_cfg, device=cfg.device)).device, False, False)
+    model, meta = load_checkpoint(run, engine.device)
+    if data is None:
+        data_cfg = train_cfg.data if data_root is None else dataclasses.replace(train_cfg.data, root=data_root)
+        data = load_dataset(data_cfg)
+    if [str(c) for c in data.classes] != meta["classes"]:
+        raise ClassMismatchError(f"{run}: model predicts {meta['classes']}, data has {[str(c) for c in data.classes]}")
+    landmarks, ok, provider, counts = landmarks_for(data, cfg.landmarks)
+    keep = data.split == ("train", "val", "test").index(cfg.split)
+    if cfg.limit is not None:
+        keep &= torch.cumsum(keep.long(), 0) <= cfg.limit
+    part, landmarks = data.select(keep), landmarks[keep]
+    pre = Preprocess.from_dict(meta["preprocess"])
+    logits = predict(model, part.images, pre, engine)
+    preds = logits.argmax(1)
+    size = (pre.size, pre.size)
+    index = region_index(landmarks, size, cfg.regions, cfg.margin, from_size=part.size)  # (N, S, S)
+    masks = index[:, None] == torch.arange(1, len(cfg.regions) + 1).view(1, -1, 1, 1)  # (N, R, S, S)
+    inputs = torch.cat([prepare(part.images[i : i + 512], pre) for i in range(0, len(part), 512)]).to(engine.device)
+    return Subject(
+        run=run,
+        model=model,
+        layer=cam_layer(model, meta["model"]),
+        pre=pre,
+        engine=engine,
+        data=part,
+        inputs=inputs,
+        labels=part.labels,
+        preds=preds,
+        targets=preds if cfg.target == "pred" else part.labels,
+        index=index,
+        masks=masks,
+        regions=cfg.regions,
+        landmarks={"provider": provider, "counts": counts, "ok_in_split": int(ok[keep].sum())},
+    )
+
+
+def method_maps(subject: Subject, method: str, cfg: AnalysisConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, S, S) non-negative attribution maps of one method, and IG's per-image convergence delta."""
+    targets = subject.targets.to(subject.engine.device)
+    if method == "ig":
+        attr, delta = integrated_gradients(
+            subject.model,
+            subject.inputs,
+            targets,
+            baseline=cfg.ig_baseline,
+            pre=subject.pre,
+            n_steps=cfg.ig_steps,
+            progress=cfg.progress,
+        )
+        return I.attribution_map(attr.cpu(), "positive"), delta.cpu()
+    maps = cam_maps(
+        subject.model,
+        subject.layer,
+        subject.inputs,
+        targets,
+        method=method,
+        batch_size=cfg.batch_size,
+        progress=cfg.progress,
+    )
+    return maps.cpu(), None
+
+
+def _grouped(
+    values: torch.Tensor, subject: Subject, cfg: AnalysisConfig, method: str, fill: str, measure: str
+) -> list[dict[str, Any]]:
+    """Tidy rows of per-emotion means with bootstrap CIs, grouped by true and by predicted emotion."""
+    rows = []
+    k = len(subject.data.classes)
+    for group, by in (("true", subject.labels), ("pred", subject.preds)):
+        stats = I.bootstrap_group_means(values, by, k, n_boot=cfg.n_boot, alpha=cfg.alpha, seed=cfg.seed)
+        for row in I.tidy_rows(stats, subject.data.classes, subject.regions, method, fill, measure):
+            rows.append({"group": group, **row})
+    return rows
+
+
+def saliency(subject: Subject, cfg: AnalysisConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """Region relevance (1.0 = no preference) per method; returns tidy rows and per-method maps/relevance."""
+    rows: list[dict[str, Any]] = []
+    out: dict[str, torch.Tensor] = {}
+    for method in cfg.methods:
+        maps, delta = method_maps(subject, method, cfg)
+        relevance = I.map_relevance(maps, subject.masks)  # (N, R)
+        rows += _grouped(relevance, subject, cfg, method, "", "relevance")
+        out[f"{method}/maps"], out[f"{method}/relevance"] = maps, relevance
+        if delta is not None:
+            out[f"{method}/delta"] = delta
+    return rows, out
+
+
+def occlusion(subject: Subject, cfg: AnalysisConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """Per fill: drop in target-class probability and in accuracy when each region is replaced."""
+    rows: list[dict[str, Any]] = []
+    out: dict[str, torch.Tensor] = {}
+    device = subject.engine.device
+    for fill in cfg.fills:
+        res = occlude(
+            subject.model,
+            subject.inputs,
+            subject.targets.to(device),
+            subject.index.to(device),
+            len(subject.regions),
+            fill=fill,
+            batch_size=cfg.batch_size,
+            progress=cfg.progress,
+            seed=cfg.seed,
+        )
+        res = {k: v.cpu() for k, v in res.items()}
+        base_correct = (subject.preds == subject.labels).float()  # (N,)
+        occluded_correct = (res["pred"] == subject.labels[:, None]).float()  # (N, R)
+        accuracy_drop = base_correct[:, None] - occluded_correct  # mean over images = accuracy lost
+        rows += _grouped(res["drop"], subject, cfg, "occlusion", fill, "probability_drop")
+        rows += _grouped(accuracy_drop, subject, cfg, "occlusion", fill, "accuracy_drop")
+        rows += _grouped(res["flipped"].float(), subject, cfg, "occlusion", fill, "flip_rate")
+        out |= {f"{fill}/{k}": v for k, v in res.items()}
+    return rows, out
