@@ -12,7 +12,7 @@ from facexai.data import synthetic as syn
 from facexai.data.base import SPLITS
 from facexai.emotions import SEVEN, Emotion
 from facexai.errors import ConfigError
-from facexai.faces.regions import FaceRegion
+from facexai.faces.regions import FaceRegion, region_index
 
 # Each region as landmark index sets, one box per set; the forehead is the band above the brows.
 REGION_POINTS = {
@@ -157,6 +157,20 @@ def test_two_emotions_differ_only_in_their_evidence_regions():
             diff = (images[a][i] != images[b][i]).any(0)
             assert diff.any(), (a, b)
             assert not (diff & ~region_mask([points[a][i], points[b][i]], allowed, size)).any(), (a, b, i)
+
+
+def test_au_pixels_fall_in_the_toolkits_region_masks():
+    """The analysis layer's landmark masks (faces.regions) give most of each AU's change to its own regions."""
+    size = 100
+    p = syn.sample_params(np.zeros(6, int), seed=10)
+    base = syn.render(p.with_aus({}), size, 3).astype(int)
+    order = ["none"] + [r.value for r in FaceRegion]  # region_index ids
+    for au in syn.AU_NAMES:
+        moved = p.with_aus({au: 1.0})
+        change = np.abs(syn.render(moved, size, 3) - base).max(1)  # (N, H, W)
+        ids = region_index(torch.from_numpy(syn.landmarks(moved, size)), (size, size)).numpy()
+        mine = np.isin(ids, [order.index(r.value) for r in syn.AU_REGIONS[au]])
+        assert (change * mine).sum() > 2 / 3 * change.sum(), au
 
 
 def test_landmarks_track_the_drawing():

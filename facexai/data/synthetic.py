@@ -26,7 +26,7 @@ from facexai.emotions import SEVEN, Emotion
 from facexai.errors import ConfigError
 from facexai.faces.regions import FaceRegion
 
-GENERATOR_VERSION = 1  # bump when the pictures change for the same options
+GENERATOR_VERSION = 2  # bump when the pictures change for the same options
 
 AU_NAMES: tuple[str, ...] = tuple(f"AU{i}" for i in (1, 2, 4, 5, 6, 7, 9, 12, 15, 16, 20, 23, 26))
 
@@ -149,6 +149,7 @@ class FaceParams:
         return len(self.aus)
 
     def __getitem__(self, index: slice | np.ndarray) -> FaceParams:
+        """The faces picked by a slice or an index array."""
         return FaceParams(**{k: v[index] for k, v in vars(self).items()})
 
     def with_aus(self, aus: dict[str, float]) -> FaceParams:
@@ -529,6 +530,8 @@ def generate(n: int, size: int = 48, channels: int = 1, seed: int = 0) -> FaceDa
             "au_names": list(AU_NAMES),
             "au_regions": {au: [r.value for r in rs] for au, rs in AU_REGIONS.items()},
             "evidence": evidence(),
+            "evidence_note": "regions drawn by each emotion's FACS AUs; neutral (no AUs): the regions moved by "
+            "more than half of the other emotions",
             "landmark_format": "ibug68, (x, y) pixel index coordinates",
         },
     )
