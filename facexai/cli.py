@@ -100,7 +100,7 @@ def train(
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
     resume: Annotated[Path | None, typer.Option(help="Continue an unfinished run (its .partial folder).")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Train a model with a data set's reference recipe (or --config); writes a run folder."""
     from facexai.config import load_config, override, recipe
@@ -204,6 +204,9 @@ RunOpt = Annotated[Path | None, typer.Option("--run", help="A finished run folde
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder that receives the tables and provenance.json.")]
 LimitOpt = Annotated[int | None, typer.Option(help="Analyse only the first N images of the split.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+TargetOpt = Annotated[str, typer.Option(help="pred (predicted class) or true (labelled class).")]
+DatasetOpt = Annotated[str | None, typer.Option(help="With no --run: the newest run of this data set.")]
+ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
 
 
 def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg):
@@ -227,14 +230,14 @@ def saliency(
         "gradcam,gradcampp,hirescam,ig"
     ),
     split: Annotated[Split, typer.Option(help="Which split to explain.")] = Split.test,
-    target: Annotated[str, typer.Option(help="pred (predicted class) or true (labelled class).")] = "pred",
+    target: TargetOpt = "pred",
     ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
     ig_baseline: Annotated[str, typer.Option(help="black, blur or mean.")] = "black",
-    dataset: Annotated[str | None, typer.Option(help="With no --run: the newest run of this data set.")] = None,
+    dataset: DatasetOpt = None,
     data_root: DataRoot = None,
     limit: LimitOpt = None,
     device: DeviceOpt = "auto",
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Attribution maps over a split, reduced to region relevance per emotion with 95% bootstrap intervals."""
     from facexai.explain.analysis import AnalysisConfig
@@ -278,12 +281,12 @@ def occlude(
     fill: Annotated[str, typer.Option(help="Comma-separated: mean, blur, noise.")] = "mean",
     run: RunOpt = None,
     split: Annotated[Split, typer.Option(help="Which split to occlude.")] = Split.test,
-    target: Annotated[str, typer.Option(help="pred (predicted class) or true (labelled class).")] = "pred",
-    dataset: Annotated[str | None, typer.Option(help="With no --run: the newest run of this data set.")] = None,
+    target: TargetOpt = "pred",
+    dataset: DatasetOpt = None,
     data_root: DataRoot = None,
     limit: LimitOpt = None,
     device: DeviceOpt = "auto",
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Replace face regions and measure the drop in class probability and accuracy per emotion, with 95% CIs."""
     from facexai.errors import ConfigError
@@ -324,7 +327,7 @@ def occlude(
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default: the synthetic recipe's).")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """The built-in main job: train the seed network on synthetic FACS faces and evaluate it (no download)."""
     from facexai.config import override, recipe

@@ -340,6 +340,23 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     return model.to(device).eval(), meta
 
 
+def open_run(
+    run: str | Path, device: str = "auto", data: FaceDataset | None = None, data_root: str | None = None
+) -> tuple[TrainConfig, Engine, torch.nn.Module, dict[str, Any], FaceDataset]:
+    """A finished run's config, engine, model (eval mode) and metadata, and the data set it was trained on."""
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise RunNotFoundError(f"not a run folder (no config.json): {run}")
+    cfg = from_dict(json.loads((run / "config.json").read_text()))
+    engine = Engine.from_config(dataclasses.replace(cfg, device=device))
+    model, meta = load_checkpoint(run, engine.device)
+    if data is None:
+        data = load_dataset(cfg.data if data_root is None else dataclasses.replace(cfg.data, root=data_root))
+    if [str(c) for c in data.classes] != meta["classes"]:
+        raise ClassMismatchError(f"{run}: model predicts {meta['classes']}, data has {[str(c) for c in data.classes]}")
+    return cfg, engine, model, meta, data
+
+
 def evaluate(
     run: str | Path,
     split: str = "test",
@@ -348,20 +365,9 @@ def evaluate(
     data: FaceDataset | None = None,
 ) -> dict[str, Any]:
     """Metrics of a finished run's model on one split of the data set it was trained on."""
-    run = Path(run)
-    if not (run / "config.json").is_file():
-        raise RunNotFoundError(f"not a run folder (no config.json): {run}")
-    cfg = from_dict(json.loads((run / "config.json").read_text()))
-    engine = Engine.from_config(dataclasses.replace(cfg, device=device))
-    model, meta = load_checkpoint(run, engine.device)
-    model = engine.model(model)
-    if data is None:
-        data_cfg = cfg.data if data_root is None else dataclasses.replace(cfg.data, root=data_root)
-        data = load_dataset(data_cfg)
-    if [str(c) for c in data.classes] != meta["classes"]:
-        raise ClassMismatchError(f"{run}: model predicts {meta['classes']}, data has {[str(c) for c in data.classes]}")
+    _, engine, model, meta, data = open_run(run, device, data, data_root)
     part = data.subset(split)
-    logits = predict(model, part.images, Preprocess.from_dict(meta["preprocess"]), engine)
+    logits = predict(engine.model(model), part.images, Preprocess.from_dict(meta["preprocess"]), engine)
     loss, _ = _scores(logits, part)
     return {"split": split, **M.summarize(logits.argmax(1), part.labels, data.classes, loss), "epoch": meta["epoch"]}
 

@@ -63,7 +63,13 @@ def test_shapes_dtypes_and_metadata(size, channels):
     assert ds.extras["aus"].shape == (14, len(syn.AU_NAMES)) and ds.extras["aus"].dtype == torch.float32
     assert ds.name == "synthetic" and ds.classes == SEVEN and ds.votes is None
     assert ds.meta["source"] == "synthetic" and ds.meta["au_names"] == list(syn.AU_NAMES)
-    assert ds.meta["options"] == {"n": 14, "size": size, "channels": channels, "seed": 3, "version": syn.GENERATOR_VERSION}
+    assert ds.meta["options"] == {
+        "n": 14,
+        "size": size,
+        "channels": channels,
+        "seed": 3,
+        "version": syn.GENERATOR_VERSION,
+    }
     assert ds.images.float().std() > 20  # a picture, not a flat field
 
 

@@ -26,7 +26,7 @@ from facexai.emotions import SEVEN, Emotion
 from facexai.errors import ConfigError
 from facexai.faces.regions import FaceRegion
 
-GENERATOR_VERSION = 2  # bump when the pictures change for the same options
+GENERATOR_VERSION = 3  # bump when the pictures change for the same options
 
 AU_NAMES: tuple[str, ...] = tuple(f"AU{i}" for i in (1, 2, 4, 5, 6, 7, 9, 12, 15, 16, 20, 23, 26))
 
@@ -61,7 +61,7 @@ PROTOTYPES: dict[Emotion, tuple[str, ...]] = {
 
 # Per-image AU intensity noise: prototype AUs ~ U(AU_ON), any other AU is on with
 # probability SPURIOUS_P at ~ U(0, SPURIOUS_MAX); the two ranges never overlap.
-AU_ON = (0.5, 1.0)
+AU_ON = (0.55, 1.0)
 SPURIOUS_P = 0.15
 SPURIOUS_MAX = 0.2
 
@@ -279,8 +279,8 @@ def canonical_landmarks(p: FaceParams) -> np.ndarray:
     edge = np.sqrt(np.clip(1 - h**2, 0, 1)) * np.where(lip < 0, -g["lip_u"] * bow, g["lip_l"]) * thin
     x = h * (g["mouth_w"] + 0.045 * a["AU12"] - 0.01 * a["AU15"] + 0.08 * a["AU20"] - 0.03 * a["AU23"])
     corner = h**2  # corners move most
-    y = g["mouth_y"] + edge - corner * (g["mouth_curve"] + 0.09 * a["AU12"] - 0.065 * a["AU15"] - 0.015 * a["AU20"])
-    y = y + 0.03 * a["AU26"] * corner + is_lower * (0.05 * a["AU16"] * (1 - h**2) + 0.12 * a["AU26"] * (1 - 0.6 * h**2))
+    y = g["mouth_y"] + edge - corner * (g["mouth_curve"] + 0.09 * a["AU12"] - 0.075 * a["AU15"] - 0.015 * a["AU20"])
+    y = y + 0.03 * a["AU26"] * corner + is_lower * (0.06 * a["AU16"] * (1 - h**2) + 0.12 * a["AU26"] * (1 - 0.6 * h**2))
     pts[:, 48:68, 0], pts[:, 48:68, 1] = x, y
     return pts
 

@@ -8,18 +8,15 @@ per-image tensors; writing files is left to the caller (CLI, report).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from facexai.config import from_dict
-from facexai.data import FaceDataset, load_dataset
+from facexai.data import SPLITS, FaceDataset
 from facexai.data.augment import Preprocess, prepare
-from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
+from facexai.errors import ConfigError
 from facexai.explain import importance as I
 from facexai.explain.gradcam import CAM_METHODS, cam_maps
 from facexai.explain.integrated import integrated_gradients
@@ -27,7 +24,7 @@ from facexai.explain.occlusion import occlude
 from facexai.faces.landmarks import landmarks_for
 from facexai.faces.regions import FaceRegion, region_index
 from facexai.models import cam_layer
-from facexai.training import Engine, load_checkpoint, predict
+from facexai.training import Engine, open_run, predict
 
 METHODS = (*CAM_METHODS, "ig")
 FILLS = ("mean", "blur", "noise")
@@ -88,18 +85,10 @@ def load_subject(
 ) -> Subject:
     """Load a finished run's model and prepare its data set's split for analysis."""
     run = Path(run)
-    if not (run / "config.json").is_file():
-        raise RunNotFoundError(f"not a finished run folder (no config.json): {run}")
-    train_cfg = from_dict(json.loads((run / "config.json").read_text()))
-    engine = Engine(Engine.from_config(dataclasses.replace(train_cfg, device=cfg.device)).device, False, False)
-    model, meta = load_checkpoint(run, engine.device)
-    if data is None:
-        data_cfg = train_cfg.data if data_root is None else dataclasses.replace(train_cfg.data, root=data_root)
-        data = load_dataset(data_cfg)
-    if [str(c) for c in data.classes] != meta["classes"]:
-        raise ClassMismatchError(f"{run}: model predicts {meta['classes']}, data has {[str(c) for c in data.classes]}")
+    _, engine, model, meta, data = open_run(run, cfg.device, data, data_root)
+    engine = Engine(engine.device, bf16=False, channels_last=False)  # gradients in fp32
     landmarks, ok, provider, counts = landmarks_for(data, cfg.landmarks)
-    keep = data.split == ("train", "val", "test").index(cfg.split)
+    keep = data.split == SPLITS.index(cfg.split)
     if cfg.limit is not None:
         keep &= torch.cumsum(keep.long(), 0) <= cfg.limit
     part, landmarks = data.select(keep), landmarks[keep]
