@@ -149,11 +149,10 @@ def labels_from_votes(votes: torch.Tensor, mode: str) -> tuple[torch.Tensor, tor
 
 
 def stratified_split(labels: torch.Tensor, fractions: tuple[float, ...], seed: int) -> torch.Tensor:
-    """(N,) split index: each class shuffled with `seed` and cut by `fractions`.
+    """(N,) split index: each class shuffled with `seed`, interleaved, and cut by `fractions`.
 
-    Rounding is done on the cumulative count of the whole set so that the split
-    sizes come out as round(N * cumulative fraction), e.g. 70/20/10 of FER2013's
-    35,887 -> 25,120 / 7,179 / 3,588 (seed A).
+    Cuts are round(N * cumulative fraction); callers that need other sizes pass the exact
+    fractions (FER2013's seed-A split computes its 25,120 / 7,179 / 3,588 that way).
     """
     n = len(labels)
     gen = torch.Generator().manual_seed(seed)
