@@ -31,7 +31,7 @@ def curves(history: Sequence[dict], path: Path, title: str = "") -> None:
     """Loss, accuracy and learning rate per epoch (train and validation)."""
     epoch = [int(r["epoch"]) for r in history]
     col = lambda k: [float(r[k]) for r in history]  # noqa: E731
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
         ax.plot(epoch, col(f"train_{key}"), "o-", ms=3, label="train")
         ax.plot(epoch, col(f"val_{key}"), "o-", ms=3, label="validation")
