@@ -19,7 +19,7 @@ class DataConfig:
     classes: int = 7  # FER+: 7 (seed B, no contempt) or 8 (Barsoum); others have 7
     label_mode: str = "soft"  # soft | majority | plurality (data sets with votes)
     split: str = "official"  # FER2013: official | seed-a (pooled, re-split 70/20/10)
-    val_fraction: float = 0.1  # RAF-DB / synthetic: validation share carved out of train
+    val_fraction: float = 0.1  # RAF-DB: validation share carved out of train (synthetic: fixed 70/15/15)
     split_seed: int = 0  # seed of every re-split
     synthetic_n: int = 8400  # synthetic images in all splits together
     synthetic_size: int = 48  # synthetic image side, pixels (48 grey or 100 RGB)
