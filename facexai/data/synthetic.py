@@ -26,7 +26,7 @@ from facexai.emotions import SEVEN, Emotion
 from facexai.errors import ConfigError
 from facexai.faces.regions import FaceRegion
 
-GENERATOR_VERSION = 3  # bump when the pictures change for the same options
+GENERATOR_VERSION = 4  # bump when the pictures change for the same options
 
 AU_NAMES: tuple[str, ...] = tuple(f"AU{i}" for i in (1, 2, 4, 5, 6, 7, 9, 12, 15, 16, 20, 23, 26))
 
@@ -61,7 +61,7 @@ PROTOTYPES: dict[Emotion, tuple[str, ...]] = {
 
 # Per-image AU intensity noise: prototype AUs ~ U(AU_ON), any other AU is on with
 # probability SPURIOUS_P at ~ U(0, SPURIOUS_MAX); the two ranges never overlap.
-AU_ON = (0.55, 1.0)
+AU_ON = (0.6, 1.0)
 SPURIOUS_P = 0.15
 SPURIOUS_MAX = 0.2
 
