@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from facexai.errors import ConfigError
+
 
 class Emotion(str, Enum):
     NEUTRAL = "neutral"
@@ -26,8 +28,6 @@ SEVEN: tuple[Emotion, ...] = CANONICAL[:7]  # seed B: FER+ without contempt
 def classes_for(n: int) -> tuple[Emotion, ...]:
     """The first `n` canonical emotions: 7 (seed B, no contempt) or 8 (Barsoum)."""
     if n not in (7, 8):
-        from facexai.errors import ConfigError
-
         raise ConfigError(f"classes must be 7 or 8, got {n}")
     return CANONICAL[:n]
 
@@ -36,6 +36,4 @@ def parse_emotion(name: str) -> Emotion:
     try:
         return Emotion(name.strip().lower())
     except ValueError:
-        from facexai.errors import ConfigError
-
         raise ConfigError(f"unknown emotion {name!r}; expected one of {', '.join(e.value for e in Emotion)}") from None

@@ -35,8 +35,6 @@ with x' = (x + 0.5) * W' / W - 0.5, the convention of torchvision's resize (alig
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -277,10 +275,12 @@ def regions_figure(
 ) -> Path:
     """Write a PNG grid of faces (N, C, H, W) uint8 with their (N, R, H, W) masks and a colour legend.
 
-    Written to a temp file in the same folder and renamed, so `path` is never half-written.
+    Written whole or not at all (report.figures.save_figure).
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+
+    from facexai.report.figures import save_figure
 
     path = Path(path)
     regions = list(FaceRegion)[: masks.shape[1]] if regions is None else [FaceRegion(r) for r in regions]
@@ -297,13 +297,4 @@ def regions_figure(
                 ax.set_title(str(titles[i]), fontsize=7)
     handles = [Patch(color=REGION_COLOURS[r], label=r.value) for r in regions]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(regions), 8), fontsize=8, frameon=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_figure(fig, path)

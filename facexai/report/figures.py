@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure to a temp file beside `path` and rename it: never a half-written PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
@@ -22,6 +23,7 @@ def _save(fig, path: Path) -> None:
     try:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
         os.replace(tmp, path)
+        return path
     finally:
         plt.close(fig)
         Path(tmp).unlink(missing_ok=True)
@@ -42,7 +44,7 @@ def curves(history: Sequence[dict], path: Path, title: str = "") -> None:
     axes[2].set(xlabel="epoch", ylabel="learning rate", yscale="log")
     axes[2].grid(alpha=0.3)
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path, title: str = "") -> None:
@@ -66,4 +68,4 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Pat
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    _save(fig, path)
+    save_figure(fig, path)
