@@ -1,6 +1,6 @@
 """Training throughput of the seed network, variants side by side in one run.
 
-    python benchmarks/train_throughput.py --threads 2 --steps 8
+    python benchmarks/train_throughput.py --threads 2 --steps 8 [--out results/benchmarks/train-throughput]
 
 Prints images/s for each (input size, channels_last, bf16) on the current device
 and the ratio to the fp32 contiguous baseline of the same size.
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
 from facexai.config import AugmentConfig
 from facexai.data.augment import Preprocess, prepare, random_affine
 from facexai.models import create_model
+from facexai.provenance import git_commit, now, provenance
+from facexai.report.tables import write_csv, write_json
 from facexai.training import Engine, bf16_supported, resolve_device, soft_cross_entropy
 
 
@@ -55,7 +58,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--sizes", default="100,48")
+    p.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and provenance.json")
     args = p.parse_args()
+    started, commit = now(), git_commit()
+    rows = []
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -67,10 +73,25 @@ def main() -> None:
             for cl in (False, True):
                 ips = images_per_s(Engine(device, bf16, cl), size, args.batch, args.steps)
                 base = base or ips
+                rows.append(
+                    {
+                        "size": size,
+                        "bf16": bf16,
+                        "channels_last": cl,
+                        "images_per_s": round(ips, 2),
+                        "ratio_to_fp32_contiguous": round(ips / base, 3),
+                    }
+                )
                 print(
                     f"size {size:3d}  bf16 {bf16!s:5}  channels_last {cl!s:5}  {ips:8.1f} img/s  x{ips / base:.2f}",
                     flush=True,
                 )
+
+    if args.out is not None:
+        write_csv(args.out / "throughput.csv", rows)
+        write_json(
+            args.out / "provenance.json", provenance(vars(args) | {"out": str(args.out)}, device, started, commit)
+        )
 
 
 if __name__ == "__main__":
