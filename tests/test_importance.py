@@ -179,6 +179,11 @@ def test_truth_scores_and_recovered():
     assert rows[0]["evidence_regions"] == "cheeks;mouth" and rows[1]["evidence_regions"] == "nose;mouth"
     assert [r["evidence_mass_share"] for r in rows] == pytest.approx([0.2, 0.2, 0.2])
     assert recovered(rows) == 1
+    # happiness: mouth beats all 6 others, cheeks ties them -> 9/12; disgust: nose loses only to eyes,
+    # mouth ties 5 and loses to eyes -> 7.5/12
+    assert [r["evidence_auc"] for r in rows[:2]] == pytest.approx([0.75, 0.625])
+    assert [r["chance_top"] for r in rows[:2]] == pytest.approx([0.25, 0.25])
+    assert math.isnan(rows[2]["evidence_auc"]) and math.isnan(rows[2]["chance_top"])
     no_mass = truth_scores(est, regions, classes, ev)
     assert all(math.isnan(r["evidence_mass_share"]) for r in no_mass)
     # contempt has no evidence entry in the synthetic set: skipped

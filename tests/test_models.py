@@ -24,7 +24,7 @@ def test_seed_network_spatial_path_is_100_33_11_3():
     assert model(torch.zeros(2, 3, 100, 100)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", ["seed_vgg", "resnet18"])
+@pytest.mark.parametrize("name", ["seed_vgg", "small_cnn", "resnet18"])
 @pytest.mark.parametrize("size,channels", [(48, 1), (100, 3)])
 def test_registered_models_take_small_inputs_and_name_a_cam_layer(name, size, channels):
     model = create_model(name, num_classes=8, in_channels=channels).eval()
@@ -35,7 +35,7 @@ def test_registered_models_take_small_inputs_and_name_a_cam_layer(name, size, ch
     handle.remove()
     assert out.shape == (2, 8)
     assert acts["a"].ndim == 4 and acts["a"].shape[-1] >= 3  # a spatial map Grad-CAM can use
-    assert get_spec(name).input_size == 100
+    assert get_spec(name).input_size == (48 if name == "small_cnn" else 100)
 
 
 def test_resnet18_is_never_pretrained():
@@ -46,4 +46,13 @@ def test_resnet18_is_never_pretrained():
 def test_unknown_model_names_the_choices():
     with pytest.raises(ConfigError, match="unknown model 'vgg99'.*seed_vgg"):
         create_model("vgg99")
-    assert [s.name for s in list_models()] == ["seed_vgg", "resnet18"]
+    assert [s.name for s in list_models()] == ["seed_vgg", "small_cnn", "resnet18"]
+
+
+def test_small_cnn_is_small_and_keeps_a_12x12_cam_map_at_48px():
+    model = create_model("small_cnn").eval()
+    assert count_parameters(model) == 24_199
+    acts = {}
+    cam_layer(model, "small_cnn").register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
+    model(torch.zeros(1, 1, 48, 48))
+    assert acts["a"].shape == (1, 64, 12, 12)

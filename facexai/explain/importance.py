@@ -217,7 +217,14 @@ def truth_scores(
     passing area-normalised relevance instead gives the area-normalised version); NaN without it.
     Columns: emotion, top_region ("" if the row is all NaN), top_is_evidence, best_evidence_rank
     (rank of the best-placed evidence region, 1 = recovered; 0 if none is scored),
-    evidence_regions ("a;b"), evidence_mass_share. Emotions missing from `evidence` are skipped.
+    evidence_regions ("a;b"), evidence_mass_share, evidence_auc and chance_top. Emotions missing
+    from `evidence` are skipped.
+
+    top_is_evidence alone is a weak test when one region (the mouth) is evidence for every
+    emotion: a method that always names it scores 7/7. evidence_auc is stricter: the probability
+    that an evidence region outscores a non-evidence region (ties count half; 0.5 = chance,
+    1.0 = every evidence region above every other; NaN if either set is empty). chance_top is the
+    probability that a region drawn at random is evidence (the chance level of top_is_evidence).
     """
     regions = [FaceRegion(r) for r in regions]
     if estimate.shape != (len(classes), len(regions)):
@@ -242,6 +249,11 @@ def truth_scores(
             fin = m.isfinite()
             total = m[fin].sum()
             share = float(m[fin & is_ev].sum() / total) if total > 0 else float("nan")
+        inside, outside = est[g][is_ev & scored], est[g][~is_ev & scored]
+        auc = float("nan")
+        if len(inside) and len(outside):
+            diff = inside[:, None] - outside[None, :]  # (E, O)
+            auc = float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean())
         rows.append({
             "emotion": name,
             "top_region": regions[top].value if top is not None else "",
@@ -249,6 +261,8 @@ def truth_scores(
             "best_evidence_rank": int(ev_ranks.min()) if len(ev_ranks) else 0,
             "evidence_regions": ";".join(r.value for r in regions if r in ev),
             "evidence_mass_share": share,
+            "evidence_auc": auc,
+            "chance_top": float((is_ev & scored).sum() / scored.sum()) if scored.any() else float("nan"),
         })  # fmt: skip
     return rows
 

@@ -10,6 +10,7 @@ from torch import nn
 from facexai.errors import ConfigError
 from facexai.models.resnet import small_resnet18
 from facexai.models.seed_vgg import SeedVGG
+from facexai.models.small_cnn import SmallCNN
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 register(ModelSpec("seed_vgg", SeedVGG, 100, 3, "features.2.8", "seed B's 670k-parameter VGG-style GAP network"))
+register(ModelSpec("small_cnn", SmallCNN, 48, 1, "features.2.2", "24k-parameter 3-block CNN: quick looks, tests"))
 register(ModelSpec("resnet18", small_resnet18, 100, 3, "layer4", "torchvision ResNet-18 (untrained), small-input stem"))
 
 

@@ -69,3 +69,156 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Pat
     ax.set_yticks(range(k), classes)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     save_figure(fig, path)
+
+
+def _value(v) -> float:
+    """A float from a row value (number or CSV string); blanks and 'nan' become NaN."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _select(rows: Sequence[dict], **match) -> list[dict]:
+    """Rows whose fields equal every non-None value in `match` (compared as strings, so CSV rows work)."""
+    want = {k: str(v) for k, v in match.items() if v is not None}
+    return [r for r in rows if all(str(r.get(k, "")) == v for k, v in want.items())]
+
+
+def _describe(**match) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in match.items() if v is not None)
+
+
+def attribution_grid(faces, maps, titles: Sequence[str], path: Path, title: str = "") -> Path:
+    """Mean face per emotion in grey with its mean attribution map on top, each map scaled to its own max."""
+    import torch
+    import torch.nn.functional as F
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    faces = torch.as_tensor(faces).detach().cpu().float()  # (G, C, H, W) in [0, 255]
+    if faces.ndim == 3:
+        faces = faces[:, None]
+    maps = torch.as_tensor(maps).detach().cpu().float()  # (G, h, w) non-negative
+    g = len(titles)
+    if faces.ndim != 4 or maps.ndim != 3 or faces.shape[0] != g or maps.shape[0] != g:
+        raise ValueError(
+            f"expected faces (G, C, H, W), maps (G, h, w) and G titles; got faces {tuple(faces.shape)}, "
+            f"maps {tuple(maps.shape)} and {g} titles"
+        )
+    size = tuple(faces.shape[-2:])
+    maps = torch.nan_to_num(maps).clamp_min(0)
+    if tuple(maps.shape[-2:]) != size:
+        maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]  # (G, H, W)
+    peak = maps.flatten(1).amax(1).view(-1, 1, 1)  # (G, 1, 1)
+    maps = torch.where(peak > 0, maps / peak.clamp_min(1e-12), torch.zeros_like(maps)).clamp(0, 1)
+    grey = (faces.mean(1) / 255).clamp(0, 1)  # (G, H, W)
+    cmap, norm = "inferno", Normalize(0, 1)
+    fig, axes = plt.subplots(1, g, figsize=(2.0 * g + 1.2, 2.6), squeeze=False, layout="constrained")
+    for ax, face, m, name in zip(axes[0], grey.numpy(), maps.numpy(), titles, strict=True):
+        ax.imshow(face, cmap="gray", vmin=0, vmax=1)
+        ax.imshow(m, cmap=cmap, norm=norm, alpha=0.5)
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), shrink=0.8, label="relative attribution")
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def region_heatmap(
+    rows: Sequence[dict],
+    path: Path,
+    measure: str,
+    title: str = "",
+    group: str = "true",
+    method: str | None = None,
+    fill: str | None = None,
+    centre: float | None = None,
+) -> Path:
+    """Emotion x region table of estimates on a diverging scale centred on `centre` (1.0 for relevance, else 0)."""
+    match = {"group": group, "measure": measure, "method": method, "fill": fill}
+    picked = _select(rows, **match)
+    if not picked:
+        raise ValueError(f"no rows match {_describe(**match)}")
+    emotions = list(dict.fromkeys(r["emotion"] for r in picked))
+    regions = list(dict.fromkeys(r["region"] for r in picked))
+    value = np.full((len(emotions), len(regions)), np.nan)  # (E, R)
+    seen = set()
+    for r in picked:
+        cell = (emotions.index(r["emotion"]), regions.index(r["region"]))
+        if cell in seen:
+            raise ValueError(
+                f"several rows per emotion and region for {_describe(**match)}; choose a method and a fill"
+            )
+        seen.add(cell)
+        value[cell] = _value(r["estimate"])
+    if centre is None:
+        centre = 1.0 if measure == "relevance" else 0.0
+    finite = value[np.isfinite(value)]
+    half = float(np.abs(finite - centre).max()) if finite.size else 0.0
+    half = half if half > 0 else 1.0
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="lightgrey")
+    e, k = value.shape
+    fig, ax = plt.subplots(figsize=(0.9 * k + 2.5, 0.5 * e + 1.5), layout="constrained")
+    im = ax.imshow(np.ma.masked_invalid(value), cmap=cmap, vmin=centre - half, vmax=centre + half, aspect="auto")
+    for i in range(e):
+        for j in range(k):
+            v = value[i, j]
+            strong = np.isfinite(v) and abs(v - centre) > 0.6 * half
+            text = f"{v:.2f}" if np.isfinite(v) else "n/a"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if strong else "black")
+    ax.set_xticks(range(k), regions, rotation=45, ha="right")
+    ax.set_yticks(range(e), emotions)
+    ax.set(xlabel="region", ylabel=f"emotion ({group})", title=title)
+    fig.colorbar(im, ax=ax, label=measure.replace("_", " "))
+    return save_figure(fig, path)
+
+
+def occlusion_bars(
+    rows: Sequence[dict],
+    path: Path,
+    measure: str = "accuracy_drop",
+    title: str = "",
+    group: str = "true",
+    fill: str | None = None,
+) -> Path:
+    """Occlusion effect per region, one panel per emotion, with bootstrap CIs as error bars."""
+    match = {"method": "occlusion", "measure": measure, "group": group, "fill": fill}
+    picked = _select(rows, **match)
+    if not picked:
+        raise ValueError(f"no rows match {_describe(**match)}")
+    fills = list(dict.fromkeys(str(r.get("fill", "")) for r in picked))
+    if len(fills) > 1:
+        raise ValueError(f"rows hold several fills ({', '.join(fills)}); choose one with fill=")
+    emotions = list(dict.fromkeys(r["emotion"] for r in picked))
+    regions = list(dict.fromkeys(r["region"] for r in picked))
+    ncols = min(4, len(emotions))
+    nrows = -(-len(emotions) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.0 * ncols, 2.8 * nrows), sharey=True, squeeze=False, layout="constrained"
+    )
+    x = np.arange(len(regions))
+    for ax, emotion in zip(axes.flat, emotions, strict=False):
+        est, low, high = (np.full(len(regions), np.nan) for _ in range(3))  # (R,) each
+        ns = set()
+        for r in picked:
+            if r["emotion"] == emotion:
+                j = regions.index(r["region"])
+                est[j], low[j], high[j] = _value(r["estimate"]), _value(r["ci_low"]), _value(r["ci_high"])
+                ns.add(_value(r.get("n")))
+        ok = np.isfinite(est)
+        err = np.nan_to_num(np.stack([est - low, high - est])).clip(min=0)  # (2, R)
+        ax.bar(x[ok], est[ok], color="C0")
+        ax.errorbar(x[ok], est[ok], yerr=err[:, ok], fmt="none", ecolor="black", capsize=2, lw=1)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(x, regions, rotation=45, ha="right", fontsize=7)
+        ax.set_xlim(-0.6, len(regions) - 0.4)  # the same slots when a region has no estimate
+        n = ns.pop() if len(ns) == 1 else float("nan")
+        ax.set_title(f"{emotion} (n={int(n)})" if np.isfinite(n) else emotion, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(measure.replace("_", " "))
+    for ax in axes.flat[len(emotions) :]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return save_figure(fig, path)
