@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+regions_app = typer.Typer(help="Face regions from landmarks.", no_args_is_help=True)
+app.add_typer(regions_app, name="regions")
 out = Console()
 err = Console(stderr=True)
 
@@ -185,6 +187,21 @@ def data_check(
     out.print("dropped: " + (", ".join(f"{n} ({why})" for why, n in dropped.items()) if dropped else "none"))
 
 
+@data_app.command("standin")
+@domain_errors
+def data_standin(
+    labels: Annotated[Path, typer.Argument(help="RAF-DB's basic/EmoLabel/list_patition_label.txt.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New folder for the stand-in tree (use as --data-root).")],
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Only the first N label lines.")] = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Write a RAF-DB basic tree of synthetic faces named and labelled after a real label file (no real images)."""
+    from facexai.data.standin import write_rafdb_standin
+
+    out.print(str(write_rafdb_standin(labels, out_dir, seed=seed, limit=limit, progress=progress)))
+
+
 @app.command("list")
 def list_things() -> None:
     """Registered models and data sets."""
@@ -233,6 +250,7 @@ def saliency(
     target: TargetOpt = "pred",
     ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
     ig_baseline: Annotated[str, typer.Option(help="black, blur or mean.")] = "black",
+    sanity_n: Annotated[int, typer.Option(help="Images for the model-randomisation sanity check (0 = skip).")] = 16,
     dataset: DatasetOpt = None,
     data_root: DataRoot = None,
     limit: LimitOpt = None,
@@ -241,9 +259,7 @@ def saliency(
 ) -> None:
     """Attribution maps over a split, reduced to region relevance per emotion with 95% bootstrap intervals."""
     from facexai.explain.analysis import AnalysisConfig
-    from facexai.explain.analysis import saliency as run_saliency
     from facexai.provenance import git_commit, now
-    from facexai.report.findings import write_findings
 
     started, commit = now(), git_commit()
     cfg = AnalysisConfig(
@@ -252,19 +268,34 @@ def saliency(
         methods=tuple(m.strip() for m in methods.split(",")),
         ig_steps=ig_steps,
         ig_baseline=ig_baseline,
+        sanity_n=sanity_n,
         limit=limit,
         device=device,
         progress=progress,
     )
     subject = _subject(run, dataset, data_root, cfg)
+    for path in _write_saliency(out_dir, subject, cfg, started, commit):
+        out.print(str(path))
+
+
+def _write_saliency(folder: Path, subject, cfg, started: str, commit: str | None) -> list[Path]:
+    """Maps, sanity check, attribution grids and tables of every method in cfg, into `folder`."""
+    from facexai.explain.analysis import saliency as run_saliency
+    from facexai.explain.analysis import sanity as run_sanity
+    from facexai.report.findings import attribution_grids, write_findings
+
     rows, tensors = run_saliency(subject, cfg)
+    sanity_rows = [row for m in cfg.methods for row in run_sanity(subject, m, cfg)]
+    for m in dict.fromkeys(r["method"] for r in sanity_rows if r["flagged"]):
+        err.print(f"[yellow]warning:[/yellow] {m} maps barely change when the model is randomised (flagged)")
+    pictures = attribution_grids(folder, subject, {m: tensors[f"{m}/maps"] for m in cfg.methods})
     per_image = []
     if "ig/delta" in tensors:
         per_image = [
             {"id": i, "ig_delta": float(d)} for i, d in zip(subject.data.ids, tensors["ig/delta"], strict=True)
         ]
-    for path in write_findings(out_dir, "saliency", rows, cfg, subject, started, commit, per_image):
-        out.print(str(path))
+    sanity = {"sanity.csv": sanity_rows}
+    return write_findings(folder, "saliency", rows, cfg, subject, started, commit, per_image, sanity, pictures)
 
 
 @app.command()
@@ -278,7 +309,9 @@ def occlude(
             "chin), comma-separated ones, or all."
         ),
     ] = "all",
-    fill: Annotated[str, typer.Option(help="Comma-separated: mean, blur, noise.")] = "mean",
+    fill: Annotated[
+        str, typer.Option(help="Comma-separated: blur (Gaussian blur of the same face), mean (data-set mean), noise.")
+    ] = "blur",
     run: RunOpt = None,
     split: Annotated[Split, typer.Option(help="Which split to occlude.")] = Split.test,
     target: TargetOpt = "pred",
@@ -324,18 +357,99 @@ def occlude(
 
 @app.command()
 @domain_errors
+def report(
+    folder: Annotated[Path, typer.Argument(help="A folder written by `facexai saliency` and/or `facexai occlude`.")],
+    fill: Annotated[str | None, typer.Option(help="Occlusion fill for the headlines (default: blur).")] = None,
+) -> None:
+    """Tie an analysis folder's tables and figures together in report.md, with a headline per emotion."""
+    from facexai.report.report import write_report
+
+    out.print(str(write_report(folder, fill)))
+    _print_recovery(folder)
+
+
+def _print_recovery(folder: Path) -> None:
+    from facexai.report.report import label, recovery_summary
+
+    summary = recovery_summary(folder)
+    if not summary:
+        return
+    t = Table(title="known evidence recovered (synthetic faces)")
+    for col in ("method", "top region is evidence", "mean evidence AUC (0.5 = chance)"):
+        t.add_column(col)
+    for r in summary:
+        t.add_row(label(r["method"]), f"{r['recovered']}/{r['of']}", f"{r['mean_auc']:.2f}")
+    out.print(t)
+
+
+@regions_app.command("show")
+@domain_errors
+def regions_show(
+    dataset: Annotated[Dataset, typer.Argument(help="Data set whose faces to draw.")],
+    data_root: DataRoot = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (default: regions-DATASET.png).")] = None,
+    n: Annotated[int, typer.Option(help="How many faces (the first of the split).")] = 16,
+    split: Annotated[Split, typer.Option(help="Which split to draw from.")] = Split.test,
+    landmarks: Annotated[str, typer.Option(help="auto, dataset, dlib or template.")] = "auto",
+    margin: Annotated[float, typer.Option(help="Region margin, in inter-ocular distances.")] = 0.1,
+) -> None:
+    """Draw the face-region masks over a few faces, to check them by eye."""
+    from facexai.config import DataConfig
+    from facexai.data import SPLITS, load_dataset
+    from facexai.errors import ConfigError
+    from facexai.faces.landmarks import landmarks_for
+    from facexai.faces.regions import region_masks, regions_figure
+
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    ds = load_dataset(DataConfig(dataset=dataset.value, root=str(data_root) if data_root else None))
+    keep = ds.split == SPLITS.index(split.value)
+    part = ds.select(keep & (keep.long().cumsum(0) <= n))
+    lm, ok, provider, counts = landmarks_for(part, landmarks)
+    masks = region_masks(lm, part.size, margin=margin)
+    titles = [f"{part.classes[int(y)]}{'' if good else ' (template)'}" for y, good in zip(part.labels, ok, strict=True)]
+    path = regions_figure(part.images, masks, out_path or Path(f"regions-{dataset.value}.png"), titles=titles)
+    used = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    out.print(f"landmarks: {provider} ({used})")
+    if provider == "template":
+        err.print("[yellow]note:[/yellow] no detector: every face uses the template (mean) landmarks")
+    out.print(str(path))
+
+
+@app.command()
+@domain_errors
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default: the synthetic recipe's).")] = None,
+    limit: Annotated[int, typer.Option(help="Test images the analysis explains (0 = train and evaluate only).")] = 350,
     progress: ProgressOpt = True,
 ) -> None:
-    """The built-in main job: train the seed network on synthetic FACS faces and evaluate it (no download)."""
+    """The built-in main job: train the seed network on synthetic FACS faces, evaluate it, then explain it
+    (saliency, occlusion, report) and check the findings against the evidence the faces were drawn with."""
     from facexai.config import override, recipe
+    from facexai.explain.analysis import FILLS, AnalysisConfig, load_subject
+    from facexai.explain.analysis import occlusion as run_occlusion
+    from facexai.provenance import git_commit, now
+    from facexai.report.findings import write_findings
+    from facexai.report.report import write_report
     from facexai.training import fit
 
     run = fit(override(recipe("synthetic"), epochs=epochs), out=out_dir, progress=progress, console=err)
     out.print(_metrics_table(run.metrics, f"synthetic faces: test accuracy {run.metrics['accuracy']:.4f}"))
-    out.print(f"results: {run.path}")
+    out.print(f"run: {run.path}")
+    if limit <= 0:
+        return
+    folder = run.path / "analysis"
+    started, commit = now(), git_commit()
+    cfg = AnalysisConfig(fills=FILLS, limit=limit, progress=progress)
+    err.print(f"explaining the first {limit} test faces: saliency, sanity check, occlusion")
+    subject = load_subject(run.path, cfg)
+    _write_saliency(folder, subject, cfg, started, commit)
+    started = now()
+    rows, _ = run_occlusion(subject, cfg)
+    write_findings(folder, "occlusion", rows, cfg, subject, started, commit)
+    out.print(f"report: {write_report(folder)}")
+    _print_recovery(folder)
 
 
 def main() -> None:

@@ -93,15 +93,53 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     assert result.exit_code == 0, result.output
     (run,) = (tmp_path / "runs").iterdir()
     out = tmp_path / "findings"
-    result = invoke("saliency", "--run", run, "--out", out, "--methods", "gradcam,ig", "--limit", 8, "--no-progress")
+    result = invoke(
+        "saliency", "--run", run, "--out", out, "--methods", "gradcam,ig", "--limit", 8,
+        "--ig-steps", 4, "--sanity-n", 4, "--no-progress",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = (out / "saliency.csv").read_text().splitlines()
     assert rows[0] == "group,emotion,region,method,fill,measure,estimate,ci_low,ci_high,n"
-    assert len(rows) == 1 + 2 * 2 * 7 * 8  # (true, pred) x methods x emotions x regions
+    assert len(rows) == 1 + 2 * 2 * 2 * 7 * 8  # (true, pred) x methods x (relevance, mass) x emotions x regions
+    sanity = (out / "sanity.csv").read_text().splitlines()
+    assert sanity[0] == "method,step,layer,spearman,spearman_abs,ssim,flagged" and len(sanity) > 2
+    assert (out / "saliency_gradcam.png").is_file() and (out / "saliency_ig.png").is_file()
+    assert (out / "evidence.json").is_file()  # synthetic faces know their evidence regions
     result = invoke("occlude", "--run", run, "--out", out, "--region", "mouth", "--limit", 8, "--no-progress")
     assert result.exit_code == 0, result.output
     rows = (out / "occlusion.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 3 * 7  # (true, pred) x 3 measures x emotions, one region
     assert set(json.loads((out / "provenance.json").read_text())["analyses"]) == {"saliency", "occlusion"}
+    result = invoke("report", out)
+    assert result.exit_code == 0, result.output
+    assert "top region is evidence" in result.output  # the recovery table
+    report = (out / "report.md").read_text()
+    assert report.count("\n- **") == 7  # one headline per emotion
     result = invoke("occlude", "--run", run, "--out", out, "--region", "ears")
     assert result.exit_code == 2 and "unknown region" in result.stderr
+
+
+def test_report_of_an_empty_folder_is_one_line_and_exit_2(tmp_path):
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 2 and "no saliency.csv or occlusion.csv" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_regions_show_draws_masks_over_synthetic_faces(tmp_path):
+    png = tmp_path / "regions.png"
+    result = invoke("regions", "show", "synthetic", "--n", 4, "--out", png)
+    assert result.exit_code == 0, result.output
+    assert "landmarks: dataset" in result.output and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_standin_writes_a_rafdb_tree_that_data_check_reads(tmp_path):
+    labels = tmp_path / "list_patition_label.txt"
+    labels.write_text("".join(f"{s}_{i:05d}.jpg {1 + i % 7}\n" for s in ("train", "test") for i in range(1, 15)))
+    tree = tmp_path / "raf"
+    result = invoke("data", "standin", labels, "--out", tree, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert (tree / "STANDIN.md").is_file()
+    result = invoke("data", "check", "rafdb", "--data-root", tree)
+    assert result.exit_code == 0, result.output
+    result = invoke("data", "standin", labels, "--out", tree, "--no-progress")
+    assert result.exit_code == 2 and "already exists" in result.stderr

@@ -21,9 +21,10 @@ from facexai.explain import importance as I
 from facexai.explain.gradcam import CAM_METHODS, cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
+from facexai.explain.sanity import cascading_randomization, flag_insensitive
 from facexai.faces.landmarks import landmarks_for
 from facexai.faces.regions import FaceRegion, region_index
-from facexai.models import cam_layer
+from facexai.models import get_spec
 from facexai.training import Engine, open_run, predict
 
 METHODS = (*CAM_METHODS, "ig")
@@ -36,13 +37,14 @@ class AnalysisConfig:
     target: str = "pred"  # pred | true: which class each image's attribution explains
     methods: tuple[str, ...] = METHODS
     regions: tuple[FaceRegion, ...] = tuple(FaceRegion)
-    fills: tuple[str, ...] = ("mean",)
+    fills: tuple[str, ...] = ("blur",)  # blur stays closest to a real face; mean and noise fills add new edges
     ig_steps: int = 32
     ig_baseline: str = "black"  # black | blur | mean
     margin: float = 0.1  # region margin, in inter-ocular distances
     landmarks: str = "auto"  # auto | dataset | dlib | template
     limit: int | None = None  # first N images of the split, to try things quickly
     batch_size: int = 32
+    sanity_n: int = 16  # images for the model-randomisation check per method (0 = skip it)
     n_boot: int = 1000
     alpha: float = 0.05
     seed: int = 0
@@ -67,6 +69,7 @@ class Subject:
     run: Path
     model: torch.nn.Module
     layer: torch.nn.Module
+    layer_name: str  # dotted path of `layer`, to find it again in a copy of the model
     pre: Preprocess
     engine: Engine
     data: FaceDataset  # the analysed split
@@ -102,7 +105,8 @@ def load_subject(
     return Subject(
         run=run,
         model=model,
-        layer=cam_layer(model, meta["model"]),
+        layer=model.get_submodule(get_spec(meta["model"]).cam_layer),
+        layer_name=get_spec(meta["model"]).cam_layer,
         pre=pre,
         engine=engine,
         data=part,
@@ -117,30 +121,57 @@ def load_subject(
     )
 
 
-def method_maps(subject: Subject, method: str, cfg: AnalysisConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(N, S, S) non-negative attribution maps of one method, and IG's per-image convergence delta."""
-    targets = subject.targets.to(subject.engine.device)
+def _maps(
+    model: torch.nn.Module,
+    layer_name: str,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    method: str,
+    cfg: AnalysisConfig,
+    pre: Preprocess,
+    progress: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, S, S) non-negative maps of one method on the CPU, and IG's per-image convergence delta."""
     if method == "ig":
         attr, delta = integrated_gradients(
-            subject.model,
-            subject.inputs,
-            targets,
-            baseline=cfg.ig_baseline,
-            pre=subject.pre,
-            n_steps=cfg.ig_steps,
-            progress=cfg.progress,
+            model, inputs, targets, baseline=cfg.ig_baseline, pre=pre, n_steps=cfg.ig_steps, progress=progress
         )
         return I.attribution_map(attr.cpu(), "positive"), delta.cpu()
-    maps = cam_maps(
-        subject.model,
-        subject.layer,
-        subject.inputs,
-        targets,
-        method=method,
-        batch_size=cfg.batch_size,
-        progress=cfg.progress,
-    )
+    layer = model.get_submodule(layer_name)
+    maps = cam_maps(model, layer, inputs, targets, method=method, batch_size=cfg.batch_size, progress=progress)
     return maps.cpu(), None
+
+
+def method_maps(subject: Subject, method: str, cfg: AnalysisConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, S, S) non-negative attribution maps of one method over the subject, and IG's per-image delta."""
+    targets = subject.targets.to(subject.engine.device)
+    return _maps(subject.model, subject.layer_name, subject.inputs, targets, method, cfg, subject.pre, cfg.progress)
+
+
+def sanity(subject: Subject, method: str, cfg: AnalysisConfig) -> list[dict[str, Any]]:
+    """Cascading model randomisation on the first `cfg.sanity_n` images: one row per randomised layer.
+
+    Rows: method, step, layer, spearman, spearman_abs, ssim, flagged (the method's maps still match
+    the original once the whole network is random; the same value on every row of the method).
+    """
+    n = min(cfg.sanity_n, len(subject.inputs))
+    if n == 0:
+        return []
+    x, t = subject.inputs[:n], subject.targets[:n].to(subject.engine.device)
+    steps = cascading_randomization(
+        subject.model,
+        lambda m: _maps(m, subject.layer_name, x, t, method, cfg, subject.pre, False)[0],
+        seed=cfg.seed,
+    )
+    flagged = flag_insensitive(steps)
+    return [{"method": method, **step, "flagged": flagged} for step in steps]
+
+
+def mean_by_emotion(values: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, ...) float mean of `values` (N, ...) over the images of each class, and (K,) counts (0 -> zeros)."""
+    n = torch.bincount(labels, minlength=k)  # (K,)
+    sums = torch.zeros(k, *values.shape[1:], dtype=torch.float64).index_add_(0, labels, values.double())
+    return sums / n.clamp(min=1).view(-1, *[1] * (values.dim() - 1)), n
 
 
 def _grouped(
@@ -157,13 +188,17 @@ def _grouped(
 
 
 def saliency(subject: Subject, cfg: AnalysisConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
-    """Region relevance (1.0 = no preference) per method; returns tidy rows and per-method maps/relevance."""
+    """Per method: region relevance (1.0 = no preference) and mass (share of the face's attribution).
+
+    Returns tidy rows and per-method tensors: maps (N, S, S), relevance (N, R) and IG's delta (N,).
+    """
     rows: list[dict[str, Any]] = []
     out: dict[str, torch.Tensor] = {}
     for method in cfg.methods:
         maps, delta = method_maps(subject, method, cfg)
         relevance = I.map_relevance(maps, subject.masks)  # (N, R)
         rows += _grouped(relevance, subject, cfg, method, "", "relevance")
+        rows += _grouped(I.region_mass(maps, subject.masks), subject, cfg, method, "", "mass")
         out[f"{method}/maps"], out[f"{method}/relevance"] = maps, relevance
         if delta is not None:
             out[f"{method}/delta"] = delta

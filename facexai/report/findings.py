@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from facexai.provenance import provenance
 from facexai.report.tables import write_csv, write_json
 
@@ -31,14 +33,25 @@ def write_findings(
     started: str,
     commit: str | None,
     per_image: Sequence[dict[str, Any]] = (),
+    extra: dict[str, Sequence[dict[str, Any]]] | None = None,
+    figures: Sequence[Path] = (),
 ) -> list[Path]:
-    """<out>/<name>.csv (tidy findings), <name>_per_image.csv (if given), and `analyses.<name>` in provenance.json."""
+    """<out>/<name>.csv (tidy findings), <name>_per_image.csv (if given), extra tables, evidence.json (where the
+    data set knows its evidence regions), and `analyses.<name>` in provenance.json. extra: {file name: rows}."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / f"{name}.csv"]
     write_csv(written[0], rows, FINDING_COLUMNS)
     if per_image:
         written.append(out / f"{name}_per_image.csv")
         write_csv(written[-1], per_image)
+    for file, table in (extra or {}).items():
+        if table:
+            written.append(out / file)
+            write_csv(written[-1], table)
+    if "evidence" in subject.data.meta:
+        written.append(out / "evidence.json")
+        write_json(written[-1], subject.data.meta["evidence"])
+    written += figures
     config = {k: (list(map(str, v)) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
     entry = provenance(
         config,
@@ -56,4 +69,26 @@ def write_findings(
     existing = json.loads(path.read_text()) if path.is_file() else {}
     existing.setdefault("analyses", {})[name] = entry
     write_json(path, existing)
+    return written
+
+
+def attribution_grids(out: Path, subject: Any, maps: dict[str, torch.Tensor]) -> list[Path]:
+    """saliency_<method>.png per method: the mean map of each true emotion over that emotion's mean face.
+
+    maps: {method: (N, S, S)}; each image's map is scaled to its own maximum before averaging, so
+    every face counts the same.
+    """
+    from facexai.explain.analysis import mean_by_emotion
+    from facexai.report.figures import attribution_grid
+
+    k = len(subject.data.classes)
+    faces, n = mean_by_emotion(subject.data.images.float(), subject.labels, k)  # (K, C, H, W), (K,)
+    keep = n > 0
+    titles = [f"{c} (n={int(m)})" for c, m, ok in zip(subject.data.classes, n, keep, strict=True) if ok]
+    written = []
+    for method, m in maps.items():
+        peak = m.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)
+        mean_maps, _ = mean_by_emotion(m / peak, subject.labels, k)  # (K, S, S)
+        path = out / f"saliency_{method}.png"
+        written.append(attribution_grid(faces[keep], mean_maps[keep], titles, path, f"{method}: mean map per emotion"))
     return written

@@ -1,0 +1,330 @@
+"""report.md for an analysis folder: the findings of `saliency` and `occlude` tied together.
+
+Reads the tidy tables (saliency.csv, occlusion.csv, sanity.csv, evidence.json), derives
+agreement.csv (rank correlation of region scores between methods, per emotion) and, where the
+data set knows its evidence regions (synthetic faces), truth.csv; draws the heat tables and bar
+charts from the tables; and writes report.md with one headline sentence per emotion.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facexai.emotions import Emotion
+from facexai.errors import DataNotFoundError
+from facexai.explain import importance as I
+from facexai.faces.regions import FaceRegion
+from facexai.provenance import git_commit, now, provenance
+from facexai.report import figures
+from facexai.report.tables import atomic_write_text, read_csv, write_csv, write_json
+
+MAP_NAMES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "hirescam": "HiResCAM", "ig": "integrated gradients"}
+MAP_MEASURE = "relevance"  # area-normalised: 1.0 = no preference
+OCC_MEASURE = "probability_drop"  # graded, so regions rank without ties
+
+
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def pivot(
+    rows: Sequence[dict], method: str, measure: str, fill: str = "", group: str = "true", key: str = "estimate"
+) -> tuple[list[str], list[str], torch.Tensor]:
+    """(emotions, regions, (G, R) float64 of `key`) from tidy rows, in first-seen order; missing cells NaN."""
+    picked = [
+        r for r in rows if (r["method"], r["measure"], r["fill"] or "", r["group"]) == (method, measure, fill, group)
+    ]
+    emotions = list(dict.fromkeys(r["emotion"] for r in picked))
+    regions = list(dict.fromkeys(r["region"] for r in picked))
+    table = torch.full((len(emotions), len(regions)), math.nan, dtype=torch.float64)
+    for r in picked:
+        table[emotions.index(r["emotion"]), regions.index(r["region"])] = _float(r[key])
+    return emotions, regions, table
+
+
+def method_scores(saliency: Sequence[dict], occlusion: Sequence[dict]) -> dict[str, tuple[list, list, torch.Tensor]]:
+    """Per-emotion region scores of every method present: map methods by relevance, occlusion (per fill)
+    by the drop in target probability. Keys: "gradcam", ..., "occlusion/blur", ...; higher = more important."""
+    scores = {}
+    for method in dict.fromkeys(r["method"] for r in saliency):
+        scores[method] = pivot(saliency, method, MAP_MEASURE)
+    for fill in dict.fromkeys(r["fill"] for r in occlusion):
+        scores[f"occlusion/{fill}"] = pivot(occlusion, "occlusion", OCC_MEASURE, fill)
+    return {k: v for k, v in scores.items() if v[0]}
+
+
+def label(method: str) -> str:
+    if method.startswith("occlusion/"):
+        return f"occlusion ({method.split('/', 1)[1]} fill)"
+    return MAP_NAMES.get(method, method)
+
+
+def agreement_rows(scores: dict[str, tuple[list, list, torch.Tensor]]) -> list[dict[str, Any]]:
+    """One row per emotion and pair of methods: Spearman's rho and Kendall's tau over the region scores."""
+    rows = []
+    for a, b in combinations(scores, 2):
+        (emo_a, reg_a, x), (emo_b, reg_b, y) = scores[a], scores[b]
+        emotions = [e for e in emo_a if e in emo_b]
+        regions = [r for r in reg_a if r in reg_b]
+        if not emotions or len(regions) < 3:
+            continue
+        xs = x[[emo_a.index(e) for e in emotions]][:, [reg_a.index(r) for r in regions]]
+        ys = y[[emo_b.index(e) for e in emotions]][:, [reg_b.index(r) for r in regions]]
+        rho, tau = I.agreement(xs, ys, "spearman"), I.agreement(xs, ys, "kendall")
+        for g, emotion in enumerate(emotions):
+            rows.append({
+                "emotion": emotion, "method_a": a, "method_b": b, "regions": len(regions),
+                "spearman": float(rho[g]), "kendall": float(tau[g]),
+            })  # fmt: skip
+    return rows
+
+
+def truth_rows(
+    scores: dict[str, tuple[list, list, torch.Tensor]],
+    evidence: dict[str, dict[str, list[str]]],
+    saliency: Sequence[dict] = (),
+) -> list[dict[str, Any]]:
+    """Every method scored against the known evidence regions (importance.truth_scores), one row per method x emotion.
+
+    Map methods also get evidence_mass_share from their "mass" rows (the share of attribution in the evidence).
+    """
+    rows = []
+    for method, (emotions, regions, est) in scores.items():
+        mass = None
+        if not method.startswith("occlusion/"):
+            m_emo, m_reg, m = pivot(saliency, method, "mass")
+            if m_emo == emotions and m_reg == regions:
+                mass = m
+        regs, emos = [FaceRegion(r) for r in regions], [Emotion(e) for e in emotions]
+        rows += [{"method": method, **row} for row in I.truth_scores(est, regs, emos, evidence, mass)]
+    return rows
+
+
+def _read(folder: Path, name: str) -> list[dict[str, str]]:
+    path = folder / name
+    return read_csv(path) if path.is_file() else []
+
+
+def _ci(row: dict) -> str:
+    return f"{_float(row['estimate']):.2f} [{_float(row['ci_low']):.2f}, {_float(row['ci_high']):.2f}]"
+
+
+def _top(emotion: str, entry: tuple[list, list, torch.Tensor]) -> str | None:
+    emotions, regions, est = entry
+    if emotion not in emotions:
+        return None
+    row = est[emotions.index(emotion)]
+    return regions[int(torch.nan_to_num(row, nan=-math.inf).argmax())] if row.isfinite().any() else None
+
+
+def headline(emotion: str, scores: dict, occlusion: Sequence[dict], fill: str | None) -> str:
+    """One sentence: the region whose occlusion costs the emotion most (with its CI), and which map methods agree."""
+    maps = {m: _top(emotion, v) for m, v in scores.items() if not m.startswith("occlusion/")}
+    if fill is not None:
+        top = _top(emotion, scores[f"occlusion/{fill}"])
+        rows = {
+            (r["region"], r["measure"]): r
+            for r in occlusion
+            if r["emotion"] == emotion and r["fill"] == fill and r["group"] == "true" and r["method"] == "occlusion"
+        }
+        if top is None:
+            return f"**{emotion}**: no images of this emotion in the analysed split."
+        drop, acc = rows[(top, OCC_MEASURE)], rows.get((top, "accuracy_drop"))
+        text = (
+            f"**{emotion}**: occluding the **{top}** ({fill} fill) costs most: the {emotion} probability drops "
+            f"by {_ci(drop)}"
+        )
+        text += f" and accuracy by {_ci(acc)}" if acc else ""
+        text += f" (n={drop['n']}, 95% bootstrap CI)"
+    else:
+        votes = [t for t in maps.values() if t]
+        if not votes:
+            return f"**{emotion}**: no images of this emotion in the analysed split."
+        top = max(dict.fromkeys(votes), key=votes.count)
+        text = f"**{emotion}**: the **{top}** gets the most attribution"
+    agree = [label(m) for m, t in maps.items() if t == top]
+    other = [f"{label(m)}: {t}" for m, t in maps.items() if t and t != top]
+    if agree:
+        text += f"; {', '.join(agree)} {'rank' if len(agree) > 1 else 'ranks'} the {top} first too"
+    if other:
+        text += f" ({'; '.join(other)})"
+    return text + "."
+
+
+def _md_table(header: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def write_report(folder: str | Path, fill: str | None = None) -> Path:
+    """Derive agreement.csv, truth.csv and figures from an analysis folder and write its report.md.
+
+    fill: the occlusion fill the headlines use (default: blur if present, else the first one).
+    """
+    started = now()
+    folder = Path(folder)
+    saliency, occlusion = _read(folder, "saliency.csv"), _read(folder, "occlusion.csv")
+    if not saliency and not occlusion:
+        raise DataNotFoundError(
+            f"{folder}: no saliency.csv or occlusion.csv; run `facexai saliency --out {folder}` "
+            f"and/or `facexai occlude --out {folder}` first"
+        )
+    prov_path = folder / "provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+    analyses = prov.get("analyses", {})
+    ev_path = folder / "evidence.json"
+    evidence = json.loads(ev_path.read_text()) if ev_path.is_file() else None
+    sanity = _read(folder, "sanity.csv")
+
+    scores = method_scores(saliency, occlusion)
+    fills = list(dict.fromkeys(r["fill"] for r in occlusion))
+    if fill is None:
+        fill = "blur" if "blur" in fills else (fills[0] if fills else None)
+    elif fill not in fills:
+        raise DataNotFoundError(f"{folder / 'occlusion.csv'}: no rows with fill {fill!r}; it has {fills}")
+
+    agreement = agreement_rows(scores)
+    columns = ["emotion", "method_a", "method_b", "regions", "spearman", "kendall"]
+    write_csv(folder / "agreement.csv", agreement, columns)
+    # synthetic faces know their evidence; for real faces, the FACS prototypes are the expectation
+    known = evidence is not None
+    if not known:
+        from facexai.data.synthetic import evidence as facs_prototypes
+
+        evidence = facs_prototypes()
+    truth = truth_rows(scores, evidence, saliency)
+    truth_csv = "truth.csv" if known else "facs.csv"
+    if truth:
+        write_csv(folder / truth_csv, truth)
+
+    pictures = []
+    for method in dict.fromkeys(r["method"] for r in saliency):
+        pictures.append(
+            figures.region_heatmap(saliency, folder / f"relevance_{method}.png", MAP_MEASURE, method=method,
+                                   title=f"{label(method)}: region relevance (1 = no preference)")
+        )  # fmt: skip
+    for f in fills:
+        pictures.append(
+            figures.region_heatmap(occlusion, folder / f"occlusion_{f}_heat.png", OCC_MEASURE, method="occlusion",
+                                   fill=f, title=f"occlusion ({f} fill): drop in the emotion's probability")
+        )  # fmt: skip
+        pictures.append(
+            figures.occlusion_bars(occlusion, folder / f"occlusion_{f}_bars.png", "accuracy_drop", fill=f,
+                                   title=f"occlusion ({f} fill): accuracy drop per region, 95% CI")
+        )  # fmt: skip
+
+    emotions = list(dict.fromkeys(r["emotion"] for r in (occlusion or saliency)))
+    source = next(iter(analyses.values()), {})
+    lines = ["# Which face regions drive each emotion", ""]
+    if source:
+        lines += [
+            f"Model run `{source.get('run')}`, data set `{source.get('data')}`, split "
+            f"`{source.get('config', {}).get('split')}`, {source.get('n_images')} images; landmarks: "
+            f"{source.get('landmarks', {}).get('provider')}. Estimates are means over the images of each true "
+            "emotion with 95% bootstrap intervals; every number comes from the CSV tables beside this file.",
+            "",
+        ]
+    lines += ["## Headline per emotion", ""]
+    lines += [f"- {headline(e, scores, occlusion, fill)}" for e in emotions] + [""]
+
+    if agreement:
+        lines += ["## Do the methods agree?", "",
+                  "Spearman's rho between the methods' region scores, per emotion (1 = same ranking, 0 = unrelated); "
+                  "every pair of methods is in `agreement.csv`.", ""]  # fmt: skip
+        # the three families (a CAM, integrated gradients, occlusion); every pair is in agreement.csv
+        cam = next((m for m in ("gradcam", "hirescam", "gradcampp") if m in scores), None)
+        main = [m for m in (cam, "ig", f"occlusion/{fill}") if m in scores]
+        pairs = [(a, b) for a, b in combinations(main, 2)] or list(
+            dict.fromkeys((r["method_a"], r["method_b"]) for r in agreement)
+        )
+        cell = {(r["emotion"], r["method_a"], r["method_b"]): r["spearman"] for r in agreement}
+        body = [
+            [f"{label(a)} vs {label(b)}", *(_fmt(cell.get((e, a, b), math.nan)) for e in emotions)] for a, b in pairs
+        ]
+        lines += [_md_table(["methods", *emotions], body), ""]
+
+    if truth:
+        lines += (
+            ["## Against the known evidence (synthetic faces)", "",
+             "Each emotion's evidence regions are known by construction. "]
+            if known else
+            ["## Compared with the FACS prototypes", "",
+             "The regions moved by each emotion's prototype action units (SEEDS.md; neutral: the regions most "
+             "emotions move). Real faces need not use all of them, so this is an expectation, not ground truth. "]
+        )  # fmt: skip
+        lines[-1] += (
+            "*Top region* counts the emotions "
+            "whose highest-scored region is evidence (chance: the expected count for a region drawn at "
+            "random); *AUC* is the probability that an evidence region outscores a non-evidence region "
+            "(0.5 = chance), averaged over emotions."
+        )
+        lines += [""]
+        body = []
+        for method in dict.fromkeys(r["method"] for r in truth):
+            rs = [r for r in truth if r["method"] == method]
+            aucs = [r["evidence_auc"] for r in rs if math.isfinite(r["evidence_auc"])]
+            body.append([
+                label(method), f"{I.recovered(rs)}/{len(rs)}", _fmt(sum(r["chance_top"] for r in rs), 1),
+                _fmt(sum(aucs) / len(aucs) if aucs else math.nan),
+                ", ".join(r["emotion"] for r in rs if not r["top_is_evidence"]) or "none",
+            ])  # fmt: skip
+        lines += [_md_table(["method", "top region is evidence", "chance", "mean AUC", "missed"], body), ""]
+
+    if sanity:
+        lines += ["## Sanity check (model randomisation)", "",
+                  "Maps of a copy of the model whose layers are re-initialised from the top down, compared with the "
+                  "trained model's maps (mean per-image Spearman). A method whose maps still match once every layer "
+                  "is random explains the input, not the model, and is flagged.", ""]  # fmt: skip
+        body = []
+        for method in dict.fromkeys(r["method"] for r in sanity):
+            rs = [r for r in sanity if r["method"] == method]
+            body.append([
+                label(method), _fmt(_float(rs[0]["spearman"])), _fmt(_float(rs[-1]["spearman"])), len(rs),
+                "**flagged**" if rs[-1]["flagged"] == "True" else "passes",
+            ])  # fmt: skip
+        lines += [_md_table(["method", "after top layer", "all layers random", "steps", "verdict"], body), ""]
+
+    grids = sorted(folder.glob("saliency_*.png"))
+    lines += ["## Figures", ""]
+    for p in [*grids, *pictures]:
+        lines += [f"![{p.stem}]({p.name})", ""]
+    tables = [n for n in ("saliency.csv", "occlusion.csv", "agreement.csv", truth_csv, "sanity.csv")
+              if (folder / n).is_file()]  # fmt: skip
+    lines += ["## Tables", "", *(f"- [`{n}`]({n})" for n in tables), ""]
+    path = folder / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    written = [p.name for p in (path, *pictures, folder / "agreement.csv", folder / truth_csv) if p.is_file()]
+    prov.setdefault("analyses", {})["report"] = provenance(
+        {"fill": fill}, "cpu", started, git_commit(), outputs=written
+    )
+    write_json(prov_path, prov)
+    return path
+
+
+def recovery_summary(folder: str | Path) -> list[dict[str, Any]]:
+    """Per method in truth.csv: emotions recovered (top region is evidence), of how many, and mean evidence AUC."""
+    rows = _read(Path(folder), "truth.csv")
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        rs = [r for r in rows if r["method"] == method]
+        aucs = [_float(r["evidence_auc"]) for r in rs if math.isfinite(_float(r["evidence_auc"]))]
+        out.append({
+            "method": method, "recovered": sum(r["top_is_evidence"] == "True" for r in rs), "of": len(rs),
+            "mean_auc": sum(aucs) / len(aucs) if aucs else math.nan,
+        })  # fmt: skip
+    return out
