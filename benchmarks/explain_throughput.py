@@ -1,6 +1,6 @@
 """Attribution throughput of the seed network: facexai's batched paths vs the libraries called per image.
 
-    python benchmarks/explain_throughput.py --threads 1 --n 8
+    python benchmarks/explain_throughput.py --threads 1 --n 8 [--out results/benchmarks/explain-throughput]
 
 For Grad-CAM (pytorch-grad-cam GradCAM), integrated gradients (captum, 32 steps) and region
 occlusion (8 regions, mean fill), prints images/s of
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,8 @@ from facexai.explain.gradcam import cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
 from facexai.models import cam_layer, create_model
+from facexai.provenance import git_commit, now, provenance
+from facexai.report.tables import write_csv, write_json
 
 REGIONS = 8
 STEPS = 32
@@ -51,7 +54,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=None, help="rows per forward, batched paths")
     p.add_argument("--channels-last", action="store_true", help="channels_last model and inputs (both paths)")
     p.add_argument("--only", default="gradcam,ig,occlusion", help="comma-separated subset of the methods")
+    p.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and provenance.json")
     args = p.parse_args()
+    started, commit = now(), git_commit()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -106,6 +111,7 @@ def main() -> None:
         f"occlusion {REGIONS} regions",
         flush=True,
     )
+    rows = []
     for name in args.only.split(","):
         per_image, batched = methods[name]
         per_image(2)  # warm-up: kernel selection, allocator
@@ -113,6 +119,11 @@ def main() -> None:
         slow = rate(per_image, args.n, device)
         fast = rate(batched, args.n, device)
         print(f"{name:10s} per image {slow:8.2f} img/s   batched {fast:8.2f} img/s   x{fast / slow:.2f}", flush=True)
+        rows.append({"method": name, "per_image_img_s": slow, "batched_img_s": fast, "ratio": fast / slow})
+    if args.out is not None:
+        write_csv(args.out / "throughput.csv", rows)
+        config = vars(args) | {"out": str(args.out), "threads": torch.get_num_threads(), "ig_steps": STEPS}
+        write_json(args.out / "provenance.json", provenance(config, device, started, commit))
 
 
 if __name__ == "__main__":

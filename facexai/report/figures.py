@@ -135,7 +135,12 @@ def region_heatmap(
     fill: str | None = None,
     centre: float | None = None,
 ) -> Path:
-    """Emotion x region table of estimates on a diverging scale centred on `centre` (1.0 for relevance, else 0)."""
+    """Emotion x region table of estimates on a diverging scale centred on `centre` (1.0 for relevance, else 0).
+
+    Non-negative ratios (relevance) map 0..centre and centre..max to the two halves of the colour scale.
+    """
+    from matplotlib.colors import TwoSlopeNorm
+
     match = {"group": group, "measure": measure, "method": method, "fill": fill}
     picked = _select(rows, **match)
     if not picked:
@@ -157,14 +162,19 @@ def region_heatmap(
     finite = value[np.isfinite(value)]
     half = float(np.abs(finite - centre).max()) if finite.size else 0.0
     half = half if half > 0 else 1.0
+    if centre > 0 and finite.size and finite.min() >= 0:
+        # a ratio (relevance): 0 .. centre and centre .. max get the two halves of the scale
+        norm = TwoSlopeNorm(vcenter=centre, vmin=0.0, vmax=max(float(finite.max()), 2 * centre))
+    else:
+        norm = TwoSlopeNorm(vcenter=centre, vmin=centre - half, vmax=centre + half)
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="lightgrey")
     e, k = value.shape
     fig, ax = plt.subplots(figsize=(0.9 * k + 2.5, 0.5 * e + 1.5), layout="constrained")
-    im = ax.imshow(np.ma.masked_invalid(value), cmap=cmap, vmin=centre - half, vmax=centre + half, aspect="auto")
+    im = ax.imshow(np.ma.masked_invalid(value), cmap=cmap, norm=norm, aspect="auto")
     for i in range(e):
         for j in range(k):
             v = value[i, j]
-            strong = np.isfinite(v) and abs(v - centre) > 0.6 * half
+            strong = np.isfinite(v) and abs(norm(v) - 0.5) > 0.3
             text = f"{v:.2f}" if np.isfinite(v) else "n/a"
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if strong else "black")
     ax.set_xticks(range(k), regions, rotation=45, ha="right")
