@@ -71,6 +71,10 @@ def test_report_scores_methods_against_known_evidence(tmp_path):
     assert truth[("ig", "happiness")]["top_is_evidence"] == "False"
     assert float(truth[("ig", "happiness")]["evidence_auc"]) == 0.0
     assert float(truth[("occlusion/blur", "disgust")]["evidence_auc"]) == 1.0
+    ranking = read_csv(tmp_path / "ranking.csv")
+    disgust_occ = [r["region"] for r in ranking if r["method"] == "occlusion/blur" and r["emotion"] == "disgust"]
+    assert disgust_occ == ["nose", "mouth", "eyes", "brows"]  # ranks 1..4 in order
+    assert "| disgust | mouth > nose > eyes | brows > eyes > nose | nose > mouth > eyes |" in text
     for png in ("relevance_gradcam.png", "occlusion_blur_heat.png", "occlusion_blur_bars.png"):
         assert (tmp_path / png).stat().st_size > 0 and f"]({png})" in text
     assert json.loads((tmp_path / "provenance.json").read_text())["analyses"]["report"]["config"] == {"fill": "blur"}

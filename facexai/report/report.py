@@ -89,6 +89,18 @@ def agreement_rows(scores: dict[str, tuple[list, list, torch.Tensor]]) -> list[d
     return rows
 
 
+def ranking_rows(scores: dict[str, tuple[list, list, torch.Tensor]]) -> list[dict[str, Any]]:
+    """One row per method x emotion x region: its rank (1 = most important) and score; NaN scores rank last."""
+    rows = []
+    for method, (emotions, regions, est) in scores.items():
+        ranks = I.rank_regions(est)  # (G, R)
+        for g, emotion in enumerate(emotions):
+            for r in ranks[g].argsort().tolist():
+                rows.append({"method": method, "emotion": emotion, "rank": int(ranks[g, r]), "region": regions[r],
+                             "score": float(est[g, r])})  # fmt: skip
+    return rows
+
+
 def truth_rows(
     scores: dict[str, tuple[list, list, torch.Tensor]],
     evidence: dict[str, dict[str, list[str]]],
@@ -198,6 +210,8 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
     elif fill not in fills:
         raise DataNotFoundError(f"{folder / 'occlusion.csv'}: no rows with fill {fill!r}; it has {fills}")
 
+    ranking = ranking_rows(scores)
+    write_csv(folder / "ranking.csv", ranking)
     agreement = agreement_rows(scores)
     columns = ["emotion", "method_a", "method_b", "regions", "spearman", "kendall"]
     write_csv(folder / "agreement.csv", agreement, columns)
@@ -241,6 +255,16 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
         ]
     lines += ["## Headline per emotion", ""]
     lines += [f"- {headline(e, scores, occlusion, fill)}" for e in emotions] + [""]
+
+    lines += ["## Region rankings", "", "The three most important regions per emotion under each method "
+              "(maps: relevance; occlusion: probability drop); every rank is in `ranking.csv`.", ""]  # fmt: skip
+    methods = list(scores)
+    top3 = {
+        (m, e): " > ".join(r["region"] for r in ranking if r["method"] == m and r["emotion"] == e and r["rank"] <= 3)
+        for m in methods
+        for e in emotions
+    }
+    lines += [_md_table(["emotion", *map(label, methods)], [[e, *(top3[m, e] for m in methods)] for e in emotions]), ""]
 
     if agreement:
         lines += ["## Do the methods agree?", "",
@@ -303,12 +327,13 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
     lines += ["## Figures", ""]
     for p in [*grids, *pictures]:
         lines += [f"![{p.stem}]({p.name})", ""]
-    tables = [n for n in ("saliency.csv", "occlusion.csv", "agreement.csv", truth_csv, "sanity.csv")
+    tables = [n for n in ("saliency.csv", "occlusion.csv", "ranking.csv", "agreement.csv", truth_csv, "sanity.csv")
               if (folder / n).is_file()]  # fmt: skip
     lines += ["## Tables", "", *(f"- [`{n}`]({n})" for n in tables), ""]
     path = folder / "report.md"
     atomic_write_text(path, "\n".join(lines))
-    written = [p.name for p in (path, *pictures, folder / "agreement.csv", folder / truth_csv) if p.is_file()]
+    derived = [folder / n for n in ("ranking.csv", "agreement.csv", truth_csv)]
+    written = [p.name for p in (path, *pictures, *derived) if p.is_file()]
     prov.setdefault("analyses", {})["report"] = provenance(
         {"fill": fill}, "cpu", started, git_commit(), outputs=written
     )
