@@ -133,7 +133,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ferplus": {"lr": 0.01, "data": {"dataset": "ferplus"}},  # seed B, FER+
     "rafdb": {"lr": 0.001, "data": {"dataset": "rafdb"}},  # seed B, RAF-DB
     "fer2013": _SEED_A,  # seed A baseline
-    "synthetic": {"epochs": 6, "input_size": 48, "in_channels": 1, "data": {"dataset": "synthetic"}},
+    "synthetic": {"epochs": 5, "input_size": 48, "in_channels": 1, "data": {"dataset": "synthetic"}},
 }
 
 
