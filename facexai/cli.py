@@ -274,28 +274,17 @@ def saliency(
         progress=progress,
     )
     subject = _subject(run, dataset, data_root, cfg)
-    for path in _write_saliency(out_dir, subject, cfg, started, commit):
+    for path in _saliency_to(out_dir, subject, cfg, started, commit):
         out.print(str(path))
 
 
-def _write_saliency(folder: Path, subject, cfg, started: str, commit: str | None) -> list[Path]:
-    """Maps, sanity check, attribution grids and tables of every method in cfg, into `folder`."""
-    from facexai.explain.analysis import saliency as run_saliency
-    from facexai.explain.analysis import sanity as run_sanity
-    from facexai.report.findings import attribution_grids, write_findings
+def _saliency_to(folder: Path, subject, cfg, started: str, commit: str | None) -> list[Path]:
+    from facexai.report.findings import write_saliency
 
-    rows, tensors = run_saliency(subject, cfg)
-    sanity_rows = [row for m in cfg.methods for row in run_sanity(subject, m, cfg)]
-    for m in dict.fromkeys(r["method"] for r in sanity_rows if r["flagged"]):
+    paths, sanity = write_saliency(folder, subject, cfg, started, commit)
+    for m in dict.fromkeys(r["method"] for r in sanity if r["flagged"]):
         err.print(f"[yellow]warning:[/yellow] {m} maps barely change when the model is randomised (flagged)")
-    pictures = attribution_grids(folder, subject, {m: tensors[f"{m}/maps"] for m in cfg.methods})
-    per_image = []
-    if "ig/delta" in tensors:
-        per_image = [
-            {"id": i, "ig_delta": float(d)} for i, d in zip(subject.data.ids, tensors["ig/delta"], strict=True)
-        ]
-    sanity = {"sanity.csv": sanity_rows}
-    return write_findings(folder, "saliency", rows, cfg, subject, started, commit, per_image, sanity, pictures)
+    return paths
 
 
 @app.command()
@@ -324,10 +313,9 @@ def occlude(
     """Replace face regions and measure the drop in class probability and accuracy per emotion, with 95% CIs."""
     from facexai.errors import ConfigError
     from facexai.explain.analysis import AnalysisConfig
-    from facexai.explain.analysis import occlusion as run_occlusion
     from facexai.faces.regions import FaceRegion
     from facexai.provenance import git_commit, now
-    from facexai.report.findings import write_findings
+    from facexai.report.findings import write_occlusion
 
     names = [r.strip() for r in region.split(",")]
     if names == ["all"]:
@@ -350,8 +338,7 @@ def occlude(
         progress=progress,
     )
     subject = _subject(run, dataset, data_root, cfg)
-    rows, _ = run_occlusion(subject, cfg)
-    for path in write_findings(out_dir, "occlusion", rows, cfg, subject, started, commit):
+    for path in write_occlusion(out_dir, subject, cfg, started, commit):
         out.print(str(path))
 
 
@@ -428,9 +415,8 @@ def demo(
     (saliency, occlusion, report) and check the findings against the evidence the faces were drawn with."""
     from facexai.config import override, recipe
     from facexai.explain.analysis import FILLS, AnalysisConfig, load_subject
-    from facexai.explain.analysis import occlusion as run_occlusion
     from facexai.provenance import git_commit, now
-    from facexai.report.findings import write_findings
+    from facexai.report.findings import write_occlusion
     from facexai.report.report import write_report
     from facexai.training import fit
 
@@ -445,10 +431,8 @@ def demo(
     cfg = AnalysisConfig(fills=FILLS, limit=limit, sanity_n=2, progress=progress)
     err.print(f"explaining the first {limit} test faces: saliency, sanity check, occlusion")
     subject = load_subject(run.path, cfg)
-    _write_saliency(folder, subject, cfg, started, commit)
-    started = now()
-    rows, _ = run_occlusion(subject, cfg)
-    write_findings(folder, "occlusion", rows, cfg, subject, started, commit)
+    _saliency_to(folder, subject, cfg, started, commit)
+    write_occlusion(folder, subject, cfg, now(), commit)
     out.print(f"report: {write_report(folder)}")
     _print_recovery(folder)
 

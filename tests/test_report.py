@@ -96,3 +96,42 @@ def test_a_folder_without_findings_is_an_error_naming_it(tmp_path):
     findings(tmp_path)
     with pytest.raises(DataNotFoundError, match="no rows with fill 'noise'"):
         write_report(tmp_path, fill="noise")
+
+
+def test_methods_in_any_order_and_an_emotion_without_images(tmp_path):
+    nan = float("nan")
+    occ = rows("occlusion", "probability_drop", OCCLUSION | {"fear": [nan] * 4}, "blur")
+    sal = rows("ig", "relevance", IG_REVERSED) + rows("gradcam", "relevance", GRADCAM)  # ig first
+    write_csv(tmp_path / "occlusion.csv", occ, FINDING_COLUMNS)
+    write_csv(tmp_path / "saliency.csv", sal, FINDING_COLUMNS)
+    ev = {e: {"regions": ["mouth"]} for e in ("happiness", "disgust", "fear")}
+    (tmp_path / "evidence.json").write_text(json.dumps(ev))
+    text = write_report(tmp_path).read_text()
+    # the CAM-vs-IG row is found although agreement.csv stores the pair as (ig, gradcam)
+    assert "| Grad-CAM vs integrated gradients | -1.00 | -1.00 | n/a |" in text
+    assert "| fear | n/a | n/a | n/a |" in text  # no images: no ranking invented
+    fear = [r for r in read_csv(tmp_path / "ranking.csv") if r["emotion"] == "fear"]
+    assert {r["rank"] for r in fear} == {""}
+    assert "| occlusion (blur fill) | 1/2 |" in text  # fear is not counted as missed
+
+
+def test_sanity_section_shows_absolute_correlations_and_flags(tmp_path):
+    findings(tmp_path)
+    sanity = [
+        {"method": m, "step": k, "layer": f"l{k}", "spearman": -rho, "spearman_abs": rho, "ssim": "", "flagged": flag}
+        for m, rho, flag in (("gradcam", 0.1, False), ("ig", 0.8, True))
+        for k in (1, 2)
+    ]
+    write_csv(tmp_path / "sanity.csv", sanity)
+    text = write_report(tmp_path).read_text()
+    assert "| Grad-CAM | 0.10 | 0.10 | 2 | passes |" in text
+    assert "| integrated gradients | 0.80 | 0.80 | 2 | **flagged** |" in text
+
+
+def test_a_rerun_leaves_no_stale_tables(tmp_path):
+    findings(tmp_path)
+    write_report(tmp_path)
+    assert (tmp_path / "truth.csv").is_file()
+    (tmp_path / "evidence.json").unlink()  # the folder now holds a real data set's findings
+    write_report(tmp_path)
+    assert not (tmp_path / "truth.csv").exists() and (tmp_path / "facs.csv").is_file()

@@ -41,13 +41,13 @@ def write_findings(
     out.mkdir(parents=True, exist_ok=True)
     written = [out / f"{name}.csv"]
     write_csv(written[0], rows, FINDING_COLUMNS)
-    if per_image:
-        written.append(out / f"{name}_per_image.csv")
-        write_csv(written[-1], per_image)
-    for file, table in (extra or {}).items():
+    tables = {f"{name}_per_image.csv": per_image, **(extra or {})}
+    for file, table in tables.items():
         if table:
             written.append(out / file)
             write_csv(written[-1], table)
+        else:  # an earlier analysis's table must not pass for this one's
+            (out / file).unlink(missing_ok=True)
     if "evidence" in subject.data.meta:
         written.append(out / "evidence.json")
         write_json(written[-1], subject.data.meta["evidence"])
@@ -92,3 +92,31 @@ def attribution_grids(out: Path, subject: Any, maps: dict[str, torch.Tensor]) ->
         path = out / f"saliency_{method}.png"
         written.append(attribution_grid(faces[keep], mean_maps[keep], titles, path, f"{method}: mean map per emotion"))
     return written
+
+
+def write_saliency(
+    folder: Path, subject: Any, cfg: Any, started: str, commit: str | None
+) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Every method in cfg over the subject: saliency.csv, the sanity check (sanity.csv), IG's per-image delta,
+    the attribution grids and provenance, into `folder`. Returns the files written and the sanity rows."""
+    from facexai.explain.analysis import saliency, sanity
+
+    rows, tensors = saliency(subject, cfg)
+    sanity_rows = [row for m in cfg.methods for row in sanity(subject, m, cfg)]
+    pictures = attribution_grids(folder, subject, {m: tensors[f"{m}/maps"] for m in cfg.methods})
+    per_image = []
+    if "ig/delta" in tensors:
+        per_image = [
+            {"id": i, "ig_delta": float(d)} for i, d in zip(subject.data.ids, tensors["ig/delta"], strict=True)
+        ]
+    extra = {"sanity.csv": sanity_rows}
+    paths = write_findings(folder, "saliency", rows, cfg, subject, started, commit, per_image, extra, pictures)
+    return paths, sanity_rows
+
+
+def write_occlusion(folder: Path, subject: Any, cfg: Any, started: str, commit: str | None) -> list[Path]:
+    """Every region and fill in cfg occluded over the subject: occlusion.csv and provenance, into `folder`."""
+    from facexai.explain.analysis import occlusion
+
+    rows, _ = occlusion(subject, cfg)
+    return write_findings(folder, "occlusion", rows, cfg, subject, started, commit)

@@ -90,14 +90,15 @@ def agreement_rows(scores: dict[str, tuple[list, list, torch.Tensor]]) -> list[d
 
 
 def ranking_rows(scores: dict[str, tuple[list, list, torch.Tensor]]) -> list[dict[str, Any]]:
-    """One row per method x emotion x region: its rank (1 = most important) and score; NaN scores rank last."""
+    """One row per method x emotion x region: its rank (1 = most important) and score; NaN scores get no rank."""
     rows = []
     for method, (emotions, regions, est) in scores.items():
         ranks = I.rank_regions(est)  # (G, R)
         for g, emotion in enumerate(emotions):
             for r in ranks[g].argsort().tolist():
-                rows.append({"method": method, "emotion": emotion, "rank": int(ranks[g, r]), "region": regions[r],
-                             "score": float(est[g, r])})  # fmt: skip
+                scored = bool(est[g, r].isfinite())
+                rows.append({"method": method, "emotion": emotion, "rank": int(ranks[g, r]) if scored else "",
+                             "region": regions[r], "score": float(est[g, r])})  # fmt: skip
     return rows
 
 
@@ -158,13 +159,15 @@ def headline(emotion: str, scores: dict, occlusion: Sequence[dict], fill: str | 
         )
         text += f" and accuracy by {_ci(acc)}" if acc else ""
         text += f" (n={drop['n']}, 95% bootstrap CI)"
+        agree = [label(m) for m, t in maps.items() if t == top]
     else:
         votes = [t for t in maps.values() if t]
         if not votes:
             return f"**{emotion}**: no images of this emotion in the analysed split."
         top = max(dict.fromkeys(votes), key=votes.count)
-        text = f"**{emotion}**: the **{top}** gets the most attribution"
-    agree = [label(m) for m, t in maps.items() if t == top]
+        agree = [label(m) for m, t in maps.items() if t == top]
+        text = f"**{emotion}**: the **{top}** gets the most attribution per unit of area under {', '.join(agree)}"
+        agree = []  # already said
     other = [f"{label(m)}: {t}" for m, t in maps.items() if t and t != top]
     if agree:
         text += f"; {', '.join(agree)} {'rank' if len(agree) > 1 else 'ranks'} the {top} first too"
@@ -211,10 +214,7 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
         raise DataNotFoundError(f"{folder / 'occlusion.csv'}: no rows with fill {fill!r}; it has {fills}")
 
     ranking = ranking_rows(scores)
-    write_csv(folder / "ranking.csv", ranking)
     agreement = agreement_rows(scores)
-    columns = ["emotion", "method_a", "method_b", "regions", "spearman", "kendall"]
-    write_csv(folder / "agreement.csv", agreement, columns)
     # synthetic faces know their evidence; for real faces, the FACS prototypes are the expectation
     known = evidence is not None
     if not known:
@@ -223,8 +223,6 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
         evidence = facs_prototypes()
     truth = truth_rows(scores, evidence, saliency)
     truth_csv = "truth.csv" if known else "facs.csv"
-    if truth:
-        write_csv(folder / truth_csv, truth)
 
     pictures = []
     for method in dict.fromkeys(r["method"] for r in saliency):
@@ -237,10 +235,11 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
             figures.region_heatmap(occlusion, folder / f"occlusion_{f}_heat.png", OCC_MEASURE, method="occlusion",
                                    fill=f, title=f"occlusion ({f} fill): drop in the emotion's probability")
         )  # fmt: skip
-        pictures.append(
-            figures.occlusion_bars(occlusion, folder / f"occlusion_{f}_bars.png", "accuracy_drop", fill=f,
-                                   title=f"occlusion ({f} fill): accuracy drop per region, 95% CI")
-        )  # fmt: skip
+        if any(r["measure"] == "accuracy_drop" and r["fill"] == f for r in occlusion):
+            pictures.append(
+                figures.occlusion_bars(occlusion, folder / f"occlusion_{f}_bars.png", "accuracy_drop", fill=f,
+                                       title=f"occlusion ({f} fill): accuracy drop per region, 95% CI")
+            )  # fmt: skip
 
     emotions = list(dict.fromkeys(r["emotion"] for r in (occlusion or saliency)))
     source = next(iter(analyses.values()), {})
@@ -260,7 +259,10 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
               "(maps: relevance; occlusion: probability drop); every rank is in `ranking.csv`.", ""]  # fmt: skip
     methods = list(scores)
     top3 = {
-        (m, e): " > ".join(r["region"] for r in ranking if r["method"] == m and r["emotion"] == e and r["rank"] <= 3)
+        (m, e): " > ".join(
+            r["region"] for r in ranking if (r["method"], r["emotion"]) == (m, e) and r["rank"] != "" and r["rank"] <= 3
+        )
+        or "n/a"
         for m in methods
         for e in emotions
     }
@@ -277,6 +279,7 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
             dict.fromkeys((r["method_a"], r["method_b"]) for r in agreement)
         )
         cell = {(r["emotion"], r["method_a"], r["method_b"]): r["spearman"] for r in agreement}
+        cell |= {(e, b, a): v for (e, a, b), v in list(cell.items())}  # a pair may be stored either way round
         body = [
             [f"{label(a)} vs {label(b)}", *(_fmt(cell.get((e, a, b), math.nan)) for e in emotions)] for a, b in pairs
         ]
@@ -300,7 +303,7 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
         lines += [""]
         body = []
         for method in dict.fromkeys(r["method"] for r in truth):
-            rs = [r for r in truth if r["method"] == method]
+            rs = [r for r in truth if r["method"] == method and r["top_region"]]  # emotions with images
             aucs = [r["evidence_auc"] for r in rs if math.isfinite(r["evidence_auc"])]
             body.append([
                 label(method), f"{I.recovered(rs)}/{len(rs)}", _fmt(sum(r["chance_top"] for r in rs), 1),
@@ -312,24 +315,35 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
     if sanity:
         lines += ["## Sanity check (model randomisation)", "",
                   "Maps of a copy of the model whose layers are re-initialised from the top down, compared with the "
-                  "trained model's maps (mean per-image Spearman). A method whose maps still match once every layer "
-                  "is random explains the input, not the model, and is flagged.", ""]  # fmt: skip
+                  "trained model's maps (mean per-image |Spearman|; n/a: the random model's maps are constant). A "
+                  "method whose maps still match once every layer is random explains the input, not the model, "
+                  "and is flagged.", ""]  # fmt: skip
         body = []
         for method in dict.fromkeys(r["method"] for r in sanity):
             rs = [r for r in sanity if r["method"] == method]
             body.append([
-                label(method), _fmt(_float(rs[0]["spearman"])), _fmt(_float(rs[-1]["spearman"])), len(rs),
+                label(method), _fmt(_float(rs[0]["spearman_abs"])), _fmt(_float(rs[-1]["spearman_abs"])), len(rs),
                 "**flagged**" if rs[-1]["flagged"] == "True" else "passes",
             ])  # fmt: skip
         lines += [_md_table(["method", "after top layer", "all layers random", "steps", "verdict"], body), ""]
 
-    grids = sorted(folder.glob("saliency_*.png"))
+    grids = [folder / f"saliency_{m}.png" for m in dict.fromkeys(r["method"] for r in saliency)]
+    grids = [p for p in grids if p.is_file()]
     lines += ["## Figures", ""]
     for p in [*grids, *pictures]:
         lines += [f"![{p.stem}]({p.name})", ""]
-    tables = [n for n in ("saliency.csv", "occlusion.csv", "ranking.csv", "agreement.csv", truth_csv, "sanity.csv")
-              if (folder / n).is_file()]  # fmt: skip
+    tables = [n for n in ("saliency.csv", "occlusion.csv", "sanity.csv") if (folder / n).is_file()]
+    tables += ["ranking.csv", "agreement.csv"] + ([truth_csv] if truth else [])
     lines += ["## Tables", "", *(f"- [`{n}`]({n})" for n in tables), ""]
+    # tables last, after every figure drew: a failure above leaves the previous report whole
+    write_csv(folder / "ranking.csv", ranking)
+    columns = ["emotion", "method_a", "method_b", "regions", "spearman", "kendall"]
+    write_csv(folder / "agreement.csv", agreement, columns)
+    for name, rows in ((truth_csv, truth), ("facs.csv" if known else "truth.csv", [])):
+        if rows:
+            write_csv(folder / name, rows)
+        else:  # never leave a stale table from an earlier report beside this one
+            (folder / name).unlink(missing_ok=True)
     path = folder / "report.md"
     atomic_write_text(path, "\n".join(lines))
     derived = [folder / n for n in ("ranking.csv", "agreement.csv", truth_csv)]
@@ -346,7 +360,7 @@ def recovery_summary(folder: str | Path) -> list[dict[str, Any]]:
     rows = _read(Path(folder), "truth.csv")
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
-        rs = [r for r in rows if r["method"] == method]
+        rs = [r for r in rows if r["method"] == method and r["top_region"]]
         aucs = [_float(r["evidence_auc"]) for r in rs if math.isfinite(_float(r["evidence_auc"]))]
         out.append({
             "method": method, "recovered": sum(r["top_is_evidence"] == "True" for r in rs), "of": len(rs),
