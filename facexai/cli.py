@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect data sets; write a RAF-DB stand-in tree.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 regions_app = typer.Typer(help="Face regions from landmarks.", no_args_is_help=True)
 app.add_typer(regions_app, name="regions")
@@ -193,7 +193,9 @@ def data_standin(
     labels: Annotated[Path, typer.Argument(help="RAF-DB's basic/EmoLabel/list_patition_label.txt.")],
     out_dir: Annotated[Path, typer.Option("--out", help="New folder for the stand-in tree (use as --data-root).")],
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
-    limit: Annotated[int | None, typer.Option(help="Only the first N label lines.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N label lines (RAF-DB lists train first: keep N large).")
+    ] = None,
     progress: ProgressOpt = True,
 ) -> None:
     """Write a RAF-DB basic tree of synthetic faces named and labelled after a real label file (no real images)."""
