@@ -44,6 +44,11 @@ def test_seed_recipes_match_the_papers():
     assert (a.input_size, a.in_channels, a.data.split) == (48, 1, "seed-a")
 
 
+def test_the_48_pixel_ferplus_recipe_is_seed_b_with_only_the_input_size_changed():
+    b = load_config(EXPERIMENTS / "ferplus_seed_b.toml")
+    assert load_config(EXPERIMENTS / "ferplus_seed_b_48.toml") == override(b, input_size=48, in_channels=3)
+
+
 def test_overrides_reach_nested_tables_and_ignore_missing_values():
     cfg = override(recipe("ferplus"), epochs=2, lr=None, **{"data.root": "/x", "data.classes": 8})
     assert (cfg.epochs, cfg.lr, cfg.data.root, cfg.data.classes) == (2, 0.01, "/x", 8)
