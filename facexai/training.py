@@ -52,6 +52,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def plateau_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Keras' ReduceLROnPlateau, which the reproduced recipes used: lr *= lr_factor once `lr_patience`
+    epochs in a row fail to improve `monitor` by more than 1e-4 (absolute).
+
+    PyTorch's scheduler reduces only after patience + 1 such epochs (num_bad_epochs > patience), so a
+    recipe's patience is passed on minus one.
+    """
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode="min" if cfg.monitor == "val_loss" else "max",
+        factor=cfg.lr_factor,
+        patience=max(cfg.lr_patience - 1, 0),
+        threshold=1e-4,
+        threshold_mode="abs",
+        min_lr=cfg.min_lr,
+    )
+
+
 def bf16_supported(device: torch.device) -> bool:
     """bf16 autocast pays off only with hardware bf16 (CUDA Ampere+, or CPUs with AVX-512 BF16 / AMX)."""
     if device.type == "cuda":
@@ -188,9 +206,7 @@ def fit(
     opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
     optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     mode = "min" if cfg.monitor == "val_loss" else "max"
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
-    )
+    scheduler = plateau_scheduler(optimizer, cfg)
     history: list[dict[str, Any]] = []
     best = {"epoch": 0, "score": None, "state_dict": None}
     if state is not None:
