@@ -226,6 +226,9 @@ DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 TargetOpt = Annotated[str, typer.Option(help="pred (predicted class) or true (labelled class).")]
 DatasetOpt = Annotated[str | None, typer.Option(help="With no --run: the newest run of this data set.")]
 ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(help="CPU threads for torch (two torch processes on one core set stall each other).")
+]
 
 
 def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg):
@@ -257,6 +260,7 @@ def saliency(
     data_root: DataRoot = None,
     limit: LimitOpt = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
     """Attribution maps over a split, reduced to region relevance per emotion with 95% bootstrap intervals."""
@@ -273,6 +277,7 @@ def saliency(
         sanity_n=sanity_n,
         limit=limit,
         device=device,
+        threads=threads,
         progress=progress,
     )
     subject = _subject(run, dataset, data_root, cfg)
@@ -310,6 +315,7 @@ def occlude(
     data_root: DataRoot = None,
     limit: LimitOpt = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
     """Replace face regions and measure the drop in class probability and accuracy per emotion, with 95% CIs."""
@@ -337,6 +343,7 @@ def occlude(
         fills=tuple(f.strip() for f in fill.split(",")),
         limit=limit,
         device=device,
+        threads=threads,
         progress=progress,
     )
     subject = _subject(run, dataset, data_root, cfg)

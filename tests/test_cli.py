@@ -1,5 +1,6 @@
 import json
 
+import torch
 from formats import random_image, votes, write_ferplus_folders, write_rafdb_tree
 from typer.testing import CliRunner
 
@@ -105,11 +106,19 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     assert sanity[0] == "method,step,layer,spearman,spearman_abs,ssim,flagged" and len(sanity) > 2
     assert (out / "saliency_gradcam.png").is_file() and (out / "saliency_ig.png").is_file()
     assert (out / "evidence.json").is_file()  # synthetic faces know their evidence regions
-    result = invoke("occlude", "--run", run, "--out", out, "--region", "mouth", "--limit", 8, "--no-progress")
+    threads = torch.get_num_threads()
+    try:
+        result = invoke(
+            "occlude", "--run", run, "--out", out, "--region", "mouth", "--limit", 8, "--threads", 1, "--no-progress"
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     rows = (out / "occlusion.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 3 * 7  # (true, pred) x 3 measures x emotions, one region
-    assert set(json.loads((out / "provenance.json").read_text())["analyses"]) == {"saliency", "occlusion"}
+    analyses = json.loads((out / "provenance.json").read_text())["analyses"]
+    assert set(analyses) == {"saliency", "occlusion"} and analyses["occlusion"]["config"]["threads"] == 1
     result = invoke("report", out)
     assert result.exit_code == 0, result.output
     assert "top region is evidence" in result.output  # the recovery table

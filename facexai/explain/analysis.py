@@ -49,6 +49,7 @@ class AnalysisConfig:
     alpha: float = 0.05
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # torch CPU threads; None = torch's default (one process per core set)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -88,6 +89,8 @@ def load_subject(
 ) -> Subject:
     """Load a finished run's model and prepare its data set's split for analysis."""
     run = Path(run)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     _, engine, model, meta, data = open_run(run, cfg.device, data, data_root)
     engine = Engine(engine.device, bf16=False, channels_last=False)  # gradients in fp32
     landmarks, ok, provider, counts = landmarks_for(data, cfg.landmarks)
