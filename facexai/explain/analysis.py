@@ -49,7 +49,7 @@ class AnalysisConfig:
     alpha: float = 0.05
     seed: int = 0
     device: str = "auto"
-    threads: int | None = None  # torch CPU threads; None = torch's default (one process per core set)
+    threads: int | None = None  # torch CPU threads; None = torch's default (every core)
     progress: bool = True
 
     def __post_init__(self) -> None:
