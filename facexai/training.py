@@ -294,7 +294,17 @@ def fit(
                 break
 
     chosen = best["epoch"] if cfg.restore_best else len(history)
+    last_epoch = None
     if cfg.restore_best:
+        # What keeping the last epoch would have given: the restore-best question, answered by one run.
+        last_logits = predict(model, test.images, pre, engine)
+        last_epoch = {
+            "epoch": len(history),
+            "accuracy": M.summarize(last_logits.argmax(1), test.labels, data.classes, 0.0)["accuracy"],
+            "loss": _scores(last_logits, test)[0],
+            "val_accuracy": history[-1]["val_acc"],
+            "val_loss": history[-1]["val_loss"],
+        }
         model.load_state_dict(best["state_dict"])
     ckpt = _checkpoint(model.state_dict(), cfg, data, pre, chosen)
     atomic_save(ckpt, partial / "checkpoint.pt")
@@ -310,6 +320,8 @@ def fit(
         "val_accuracy": val_acc,
         "val_loss": val_loss,
     }
+    if last_epoch is not None:
+        result["last_epoch"] = last_epoch
     write_json(partial / "metrics.json", result)
     title = f"{data.name} / {cfg.model} / seed {cfg.seed}"
     figures.curves(history, partial / "curves.png", title)

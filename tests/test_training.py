@@ -102,6 +102,9 @@ def test_early_stopping_and_restore_best(tmp_path, monkeypatch):
     assert run.metrics["epochs_run"] == 3 and run.metrics["epoch"] == 1  # stopped 2 epochs after the best
     last = fit(dataclasses.replace(cfg, restore_best=False), out=tmp_path / "last", data=bars(), progress=False)
     assert last.metrics["epoch"] == 3
+    assert run.metrics["last_epoch"]["epoch"] == 3  # a restore-best run also reports the model it did not keep
+    assert run.metrics["last_epoch"]["accuracy"] == last.metrics["accuracy"]
+    assert "last_epoch" not in last.metrics
     best_weights = torch.load(run.path / "checkpoint.pt", weights_only=True)["state_dict"]
     last_weights = torch.load(last.path / "checkpoint.pt", weights_only=True)["state_dict"]
     assert not torch.equal(best_weights["head.weight"], last_weights["head.weight"])
