@@ -364,6 +364,54 @@ def report(
     _print_recovery(folder)
 
 
+@app.command()
+@domain_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Finished run folders.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for runs.csv, seeds.csv and histories.png.")],
+    label: Annotated[
+        list[str] | None, typer.Option(help="A name per run, in the order given (default: the folder names).")
+    ] = None,
+    title: Annotated[str, typer.Option(help="Figure title.")] = "",
+) -> None:
+    """Runs side by side: one row per run, mean +- std over runs that differ only in seed, and their curves."""
+    from facexai.errors import ConfigError
+    from facexai.provenance import git_commit, now, provenance
+    from facexai.report import figures
+    from facexai.report.runs import RUN_COLUMNS, read_run, seed_summary
+    from facexai.report.tables import write_csv, write_json
+
+    started, commit = now(), git_commit()
+    if label and len(label) != len(runs):
+        raise ConfigError(f"--label given {len(label)} times for {len(runs)} runs; give one per run or none")
+    rows = [read_run(r, lb) for r, lb in zip(runs, label or [None] * len(runs), strict=True)]
+    if len({r["label"] for r in rows}) != len(rows):
+        raise ConfigError("run labels must differ; pass --label once per run")
+    summary = seed_summary(rows)
+    write_csv(out_dir / "runs.csv", [{k: r[k] for k in RUN_COLUMNS} for r in rows], RUN_COLUMNS)
+    write_csv(out_dir / "seeds.csv", summary)
+    figures.histories({r["label"]: r["history"] for r in rows}, out_dir / "histories.png", title)
+    write_json(out_dir / "provenance.json", provenance({"runs": [str(r) for r in runs]}, "cpu", started, commit))
+    t = Table(title=f"{len(rows)} runs")
+    for c in ("label", "seed", "test acc", "val acc", "epoch kept / run", "last-epoch test acc"):
+        t.add_column(c, justify="left" if c == "label" else "right")
+    for r in rows:
+        last = r["last_epoch_test_accuracy"]
+        t.add_row(
+            r["label"],
+            str(r["seed"]),
+            f"{r['test_accuracy']:.4f}",
+            f"{r['val_accuracy']:.4f}",
+            f"{r['epoch']} / {r['epochs_run']}",
+            f"{last:.4f}" if last != "" else "-",
+        )
+    out.print(t)
+    for g in summary:
+        if g["n"] > 1:
+            out.print(f"{g['runs']}: test {g['test_accuracy_mean']:.4f} +- {g['test_accuracy_std']:.4f} (n {g['n']})")
+    out.print(str(out_dir))
+
+
 def _print_recovery(folder: Path) -> None:
     from facexai.report.report import label, recovery_summary
 

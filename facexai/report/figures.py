@@ -47,6 +47,22 @@ def curves(history: Sequence[dict], path: Path, title: str = "") -> None:
     save_figure(fig, path)
 
 
+def histories(runs: dict[str, Sequence[dict]], path: Path, title: str = "") -> None:
+    """Validation loss, validation accuracy and learning rate per epoch, one line per run."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
+    for label, history in runs.items():
+        epoch = [int(r["epoch"]) for r in history]
+        for ax, key in zip(axes, ("val_loss", "val_acc", "lr"), strict=True):
+            ax.plot(epoch, [float(r[key]) for r in history], "o-", ms=2.5, label=label)
+    for ax, ylabel in zip(axes, ("validation loss", "validation accuracy", "learning rate"), strict=True):
+        ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+    axes[2].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
 def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path, title: str = "") -> None:
     """Row-normalised confusion matrix (true x predicted), with counts in each cell."""
     cm = np.asarray(matrix, dtype=float)

@@ -1,0 +1,103 @@
+"""Finished training runs side by side: one tidy row per run, and mean +- std over runs that differ only in seed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from facexai.errors import RunNotFoundError
+from facexai.report.tables import read_csv
+
+# Fields that say how a run was executed, not what was trained: runs differing only in these (and the seed)
+# are repeats of one recipe.
+EXECUTION_FIELDS = ("seed", "threads", "device")
+
+RUN_COLUMNS = (
+    "label",
+    "run",
+    "dataset",
+    "model",
+    "seed",
+    "test_accuracy",
+    "test_loss",
+    "mean_class_recall",
+    "val_accuracy",
+    "epoch",
+    "best_epoch",
+    "epochs_run",
+    "last_epoch_test_accuracy",
+    "train_seconds",
+    "recipe",
+)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunNotFoundError(f"{path.parent}: not a finished run folder ({path.name} not found)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunNotFoundError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def recipe_key(config: dict[str, Any]) -> str:
+    """The config without execution fields and data location, as canonical JSON: equal keys = one recipe."""
+    cfg = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
+    cfg["data"] = {k: v for k, v in cfg.get("data", {}).items() if k != "root"}
+    return json.dumps(cfg, sort_keys=True)
+
+
+def read_run(path: str | Path, label: str | None = None) -> dict[str, Any]:
+    """One finished run folder as a flat row (RUN_COLUMNS) plus its `history` (rows of history.csv)."""
+    path = Path(path)
+    metrics, config = _read_json(path / "metrics.json"), _read_json(path / "config.json")
+    prov = _read_json(path / "provenance.json")
+    history = read_csv(path / "history.csv") if (path / "history.csv").is_file() else []
+    last = metrics.get("last_epoch", {})
+    return {
+        "label": label or path.name,
+        "run": str(path),
+        "dataset": config["data"]["dataset"],
+        "model": config["model"],
+        "seed": config["seed"],
+        "test_accuracy": metrics["accuracy"],
+        "test_loss": metrics["loss"],
+        "mean_class_recall": metrics["mean_class_recall"],
+        "val_accuracy": metrics["val_accuracy"],
+        "epoch": metrics["epoch"],
+        "best_epoch": metrics["best_epoch"],
+        "epochs_run": metrics["epochs_run"],
+        "last_epoch_test_accuracy": last.get("accuracy", metrics["accuracy"] if not config["restore_best"] else ""),
+        "train_seconds": prov.get("train_seconds", ""),
+        "recipe": recipe_key(config),
+        "history": history,
+    }
+
+
+def seed_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean, sample std, min and max of test and validation accuracy over each group of same-recipe runs."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["recipe"], []).append(row)
+    out = []
+    for members in groups.values():
+        test = [r["test_accuracy"] for r in members]
+        val = [r["val_accuracy"] for r in members]
+        std = lambda xs: statistics.stdev(xs) if len(xs) > 1 else float("nan")  # noqa: E731
+        out.append(
+            {
+                "runs": " ".join(r["label"] for r in members),
+                "n": len(members),
+                "seeds": " ".join(str(r["seed"]) for r in members),
+                "test_accuracy_mean": statistics.fmean(test),
+                "test_accuracy_std": std(test),
+                "test_accuracy_min": min(test),
+                "test_accuracy_max": max(test),
+                "val_accuracy_mean": statistics.fmean(val),
+                "val_accuracy_std": std(val),
+            }
+        )
+    return out
