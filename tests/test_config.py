@@ -49,6 +49,13 @@ def test_the_48_pixel_ferplus_recipe_is_seed_b_with_only_the_input_size_changed(
     assert load_config(EXPERIMENTS / "ferplus_seed_b_48.toml") == override(b, input_size=48, in_channels=3)
 
 
+def test_the_8_class_ferplus_recipes_are_the_48_pixel_recipe_with_only_classes_and_labels_changed():
+    b = load_config(EXPERIMENTS / "ferplus_seed_b_48.toml")
+    for mode in ("majority", "soft"):
+        want = override(b, **{"data.classes": 8, "data.label_mode": mode})
+        assert load_config(EXPERIMENTS / f"ferplus_barsoum8_{mode}_48.toml") == want
+
+
 def test_overrides_reach_nested_tables_and_ignore_missing_values():
     cfg = override(recipe("ferplus"), epochs=2, lr=None, **{"data.root": "/x", "data.classes": 8})
     assert (cfg.epochs, cfg.lr, cfg.data.root, cfg.data.classes) == (2, 0.01, "/x", 8)
