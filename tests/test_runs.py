@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from facexai.cli import app
 from facexai.config import TrainConfig, to_dict
 from facexai.errors import RunNotFoundError
-from facexai.report.runs import read_run, seed_summary
+from facexai.report.runs import read_run, reversals, seed_summary
 from facexai.report.tables import read_csv, write_csv
 
 runner = CliRunner()
@@ -83,3 +83,9 @@ def test_compare_refuses_a_missing_run_and_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert "nope: not a finished run folder (metrics.json not found)" in result.output
     assert not out.exists()
+
+
+def test_reversals_count_the_turns_of_a_curve():
+    assert reversals([3.0, 2.0, 1.0, 0.5]) == 0  # falls throughout
+    assert reversals([3.0, 2.0, 2.5, 1.0, 1.0, 1.5]) == 3  # down, up, down, (flat), up
+    assert reversals([1.0]) == 0

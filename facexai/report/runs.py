@@ -29,6 +29,7 @@ RUN_COLUMNS = (
     "best_epoch",
     "epochs_run",
     "last_epoch_test_accuracy",
+    "val_loss_reversals",
     "train_seconds",
     "recipe",
 )
@@ -48,6 +49,12 @@ def recipe_key(config: dict[str, Any]) -> str:
     cfg = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
     cfg["data"] = {k: v for k, v in cfg.get("data", {}).items() if k != "root"}
     return json.dumps(cfg, sort_keys=True)
+
+
+def reversals(values: Sequence[float]) -> int:
+    """How often a curve turns (rise after fall or fall after rise): a plain count of how jagged it is."""
+    steps = [b - a for a, b in zip(values, values[1:], strict=False) if b != a]
+    return sum(1 for a, b in zip(steps, steps[1:], strict=False) if (a > 0) != (b > 0))
 
 
 def read_run(path: str | Path, label: str | None = None) -> dict[str, Any]:
@@ -71,6 +78,7 @@ def read_run(path: str | Path, label: str | None = None) -> dict[str, Any]:
         "best_epoch": metrics["best_epoch"],
         "epochs_run": metrics["epochs_run"],
         "last_epoch_test_accuracy": last.get("accuracy", metrics["accuracy"] if not config["restore_best"] else ""),
+        "val_loss_reversals": reversals([float(r["val_loss"]) for r in history]),
         "train_seconds": prov.get("train_seconds", ""),
         "recipe": recipe_key(config),
         "history": history,
