@@ -368,7 +368,9 @@ def report(
 @domain_errors
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Finished run folders.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for runs.csv, seeds.csv and histories.png.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the tables (runs, seeds, confusions) and histories.png.")
+    ],
     label: Annotated[
         list[str] | None, typer.Option(help="A name per run, in the order given (default: the folder names).")
     ] = None,
@@ -390,6 +392,7 @@ def compare(
     summary = seed_summary(rows)
     write_csv(out_dir / "runs.csv", [{k: r[k] for k in RUN_COLUMNS} for r in rows], RUN_COLUMNS)
     write_csv(out_dir / "seeds.csv", summary)
+    write_csv(out_dir / "confusions.csv", [{"label": r["label"], **c} for r in rows for c in r["confusions"]])
     figures.histories({r["label"]: r["history"] for r in rows}, out_dir / "histories.png", title)
     write_json(out_dir / "provenance.json", provenance({"runs": [str(r) for r in runs]}, "cpu", started, commit))
     t = Table(title=f"{len(rows)} runs")

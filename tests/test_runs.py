@@ -27,6 +27,7 @@ def fake_run(folder, accuracy, seed=0, threads=None, lr=1e-3, last=None):
         "best_epoch": 2,
         "epochs_run": 3,
     }
+    metrics |= {"classes": ["neutral", "fear"], "confusion_matrix": [[9, 1], [3, 1]]}
     if last is not None:
         metrics["last_epoch"] = {"epoch": 3, "accuracy": last}
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -56,6 +57,12 @@ def test_runs_that_differ_only_in_seed_and_threads_are_one_recipe_with_mean_and_
 def test_a_run_row_carries_the_last_epoch_model_where_the_best_was_restored(tmp_path):
     row = read_run(fake_run(tmp_path / "a", 0.80, last=0.78), label="exp 2")
     assert row["label"] == "exp 2" and row["test_accuracy"] == 0.80 and row["last_epoch_test_accuracy"] == 0.78
+    assert {(c["true"], c["predicted"]): c["share"] for c in row["confusions"]} == {
+        ("neutral", "neutral"): 0.9,
+        ("neutral", "fear"): 0.1,
+        ("fear", "neutral"): 0.75,  # 3 of 4 fear faces read as neutral
+        ("fear", "fear"): 0.25,
+    }
     assert row["train_seconds"] == 12.5 and [r["epoch"] for r in row["history"]] == ["1", "2", "3"]
 
 
@@ -71,7 +78,13 @@ def test_compare_writes_tables_and_curves_and_says_mean_and_std(tmp_path):
     result = runner.invoke(app, ["compare", str(a), str(b), "--out", str(out), "--label", "s0", "--label", "s1"])
     assert result.exit_code == 0, result.output
     assert "s0 s1: test 0.8200 +- 0.0283 (n 2)" in result.stdout
-    assert {p.name for p in out.iterdir()} == {"runs.csv", "seeds.csv", "histories.png", "provenance.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "runs.csv",
+        "seeds.csv",
+        "confusions.csv",
+        "histories.png",
+        "provenance.json",
+    }
     assert [r["label"] for r in read_csv(out / "runs.csv")] == ["s0", "s1"]
     assert read_csv(out / "seeds.csv")[0]["test_accuracy_mean"] == "0.82"
 

@@ -82,7 +82,19 @@ def read_run(path: str | Path, label: str | None = None) -> dict[str, Any]:
         "train_seconds": prov.get("train_seconds", ""),
         "recipe": recipe_key(config),
         "history": history,
+        "confusions": confusions(metrics),
     }
+
+
+def confusions(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The test confusion matrix as tidy rows: true class, predicted class, count, share of the true class."""
+    classes, matrix = metrics.get("classes", []), metrics.get("confusion_matrix", [])
+    rows = []
+    for true, counts in zip(classes, matrix, strict=False):
+        total = sum(counts)
+        for pred, n in zip(classes, counts, strict=True):
+            rows.append({"true": true, "predicted": pred, "count": n, "share": n / total if total else 0.0})
+    return rows
 
 
 def seed_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
