@@ -72,6 +72,13 @@ def test_a_folder_that_is_not_a_finished_run_is_a_one_line_error(tmp_path):
         read_run(tmp_path / "half")
 
 
+def test_a_metrics_file_without_the_scores_is_a_one_line_error(tmp_path):
+    run = fake_run(tmp_path / "a", 0.80)
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.8}))
+    with pytest.raises(RunNotFoundError, match="metrics.json: missing loss, mean_class_recall"):
+        read_run(run)
+
+
 def test_compare_writes_tables_and_curves_and_says_mean_and_std(tmp_path):
     a, b = fake_run(tmp_path / "a", 0.80), fake_run(tmp_path / "b", 0.84, seed=1)
     out = tmp_path / "cmp"

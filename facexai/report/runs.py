@@ -64,6 +64,17 @@ def read_run(path: str | Path, label: str | None = None) -> dict[str, Any]:
     prov = _read_json(path / "provenance.json")
     history = read_csv(path / "history.csv") if (path / "history.csv").is_file() else []
     last = metrics.get("last_epoch", {})
+    for name, have, need in (
+        (
+            "metrics.json",
+            metrics,
+            ("accuracy", "loss", "mean_class_recall", "val_accuracy", "epoch", "best_epoch", "epochs_run"),
+        ),
+        ("config.json", config, ("data", "model", "seed", "restore_best")),
+    ):
+        missing = [k for k in need if k not in have]
+        if missing:
+            raise RunNotFoundError(f"{path / name}: missing {', '.join(missing)} (not written by facexai train?)")
     return {
         "label": label or path.name,
         "run": str(path),
