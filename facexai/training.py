@@ -295,8 +295,9 @@ def fit(
 
     chosen = best["epoch"] if cfg.restore_best else len(history)
     last_epoch = None
-    if cfg.restore_best:
+    if cfg.restore_best and chosen != len(history):
         # What keeping the last epoch would have given: the restore-best question, answered by one run.
+        # (When the best epoch is the last, the result below is that answer; no second test pass.)
         last_logits = predict(model, test.images, pre, engine)
         last_epoch = {
             "epoch": len(history),
@@ -305,6 +306,7 @@ def fit(
             "val_accuracy": history[-1]["val_acc"],
             "val_loss": history[-1]["val_loss"],
         }
+    if cfg.restore_best:
         model.load_state_dict(best["state_dict"])
     ckpt = _checkpoint(model.state_dict(), cfg, data, pre, chosen)
     atomic_save(ckpt, partial / "checkpoint.pt")
@@ -320,8 +322,9 @@ def fit(
         "val_accuracy": val_acc,
         "val_loss": val_loss,
     }
-    if last_epoch is not None:
-        result["last_epoch"] = last_epoch
+    if cfg.restore_best:
+        kept = {"epoch": chosen, "accuracy": result["accuracy"], "loss": test_loss}
+        result["last_epoch"] = last_epoch or {**kept, "val_accuracy": val_acc, "val_loss": val_loss}
     write_json(partial / "metrics.json", result)
     title = f"{data.name} / {cfg.model} / seed {cfg.seed}"
     figures.curves(history, partial / "curves.png", title)

@@ -110,6 +110,14 @@ def test_early_stopping_and_restore_best(tmp_path, monkeypatch):
     assert not torch.equal(best_weights["head.weight"], last_weights["head.weight"])
 
 
+def test_a_run_whose_best_epoch_is_its_last_reports_that_epoch_as_its_last(tmp_path, monkeypatch):
+    calls = iter(range(1000))
+    monkeypatch.setattr(T, "_scores", lambda logits, data: (1.0 / (1 + next(calls)), 0.5))  # always improving
+    run = fit(FAST, out=tmp_path, data=bars(), progress=False)
+    assert run.metrics["epoch"] == 3 and run.metrics["last_epoch"]["epoch"] == 3
+    assert run.metrics["last_epoch"]["accuracy"] == run.metrics["accuracy"]
+
+
 def test_learning_rate_drops_by_the_factor_after_patience_epochs_as_in_keras(tmp_path, monkeypatch):
     # Keras' ReduceLROnPlateau (the reproduced recipes' own) reduces once `patience` epochs in a row fail
     # to improve: epoch 1 sets the best, epochs 2 and 3 fail, so epoch 4 runs at lr / 10; 4 and 5 fail again.
