@@ -8,16 +8,16 @@ them, so a test face can have its twin in train. This counts, for both splits (s
 runs' config, and official, from the file names), how many test faces have an identical face in
 train, then scores each run's model on its split's test faces with and without such a twin.
 
-Writes `counts.csv` (split, faces, twinned in train, of those with the same label),
-`accuracy.csv` (run, subset, faces, accuracy) and `provenance.json`. Exact byte equality only:
-near-duplicates (re-encoded, cropped) are not found, so this is a lower bound on the leak.
+Writes `counts.csv` (split, test faces, those with a train twin, those whose first train twin has
+the same label), `accuracy.csv` (run, subset, faces, accuracy) and `provenance.json`. Exact pixel
+equality only (`facexai.data.base.train_twins`): near-duplicates are not found, so this is a lower
+bound on the leak.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
@@ -26,26 +26,10 @@ import torch
 from facexai.config import from_dict
 from facexai.data import load_dataset
 from facexai.data.augment import Preprocess
-from facexai.data.base import SPLITS
+from facexai.data.base import SPLITS, train_twins
 from facexai.provenance import git_commit, now, provenance
 from facexai.report.tables import write_csv, write_json
 from facexai.training import open_run, predict
-
-
-def digests(images: torch.Tensor) -> list[str]:
-    """One hex digest per (C, H, W) uint8 image; equal digests mean equal pixels."""
-    return [hashlib.sha1(img.numpy().tobytes()).hexdigest() for img in images]
-
-
-def twinned(keys: list[str], labels: torch.Tensor, is_train: torch.Tensor, is_test: torch.Tensor):
-    """(N,) bool masks: a test face with a pixel-identical train face, and one whose twin also has its label."""
-    train_labels: dict[str, set[int]] = {}
-    for k, y, t in zip(keys, labels.tolist(), is_train.tolist(), strict=True):
-        if t:
-            train_labels.setdefault(k, set()).add(y)
-    rows = zip(keys, labels.tolist(), is_test.tolist(), strict=True)
-    pairs = [(t and k in train_labels, t and y in train_labels.get(k, ())) for k, y, t in rows]
-    return torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
 
 
 def main() -> None:
@@ -68,29 +52,27 @@ def main() -> None:
     data = load_dataset(
         dataclasses.replace(cfgs[0].data, root=a.data_root, split="seed-a", split_seed=min(seeds, default=0))
     )
-    keys = digests(data.images)
     usage = [Path(i).name.split("_")[0] for i in data.ids]  # Training | PublicTest | PrivateTest
-    views = {
-        "seed-a": (data.split == SPLITS.index("train"), data.split == SPLITS.index("test")),
-        "official": (torch.tensor([u == "Training" for u in usage]), torch.tensor([u == "PrivateTest" for u in usage])),
-    }
+    official = torch.tensor([("Training", "PublicTest", "PrivateTest").index(u) for u in usage])
+    views = {"seed-a": data, "official": dataclasses.replace(data, split=official)}
     counts, twins = [], {}
-    for name, (is_train, is_test) in views.items():
-        any_twin, same = twinned(keys, data.labels, is_train, is_test)
-        twins[name] = any_twin[is_test]  # (n_test,) over that split's test faces, in data order
+    for name, view in views.items():
+        test = view.split == SPLITS.index("test")
+        twin = train_twins(view)[test]  # (n_test,) index of a train twin or -1, in data order
+        twins[name] = twin >= 0
         counts.append(
             {
                 "split": name,
-                "test_faces": int(is_test.sum()),
-                "twin_in_train": int(any_twin.sum()),
-                "twin_with_same_label": int(same.sum()),
-                "share_twinned": float(any_twin.sum() / is_test.sum()),
+                "test_faces": int(test.sum()),
+                "twin_in_train": int((twin >= 0).sum()),
+                "twin_with_same_label": int(((twin >= 0) & (view.labels[twin] == view.labels[test])).sum()),
+                "share_twinned": float((twin >= 0).float().mean()),
             }
         )
 
     rows = []
     for run, cfg in zip(a.runs, cfgs, strict=True):
-        test = views[cfg.data.split][1]
+        test = views[cfg.data.split].split == SPLITS.index("test")
         twin = twins[cfg.data.split]
         _, engine, model, meta, _ = open_run(run, a.device, data=data)
         logits = predict(engine.model(model), data.images[test], Preprocess.from_dict(meta["preprocess"]), engine)

@@ -158,9 +158,10 @@ def data_check(
     classes: ClassesOpt = None,
     split: SplitOpt = None,
 ) -> None:
-    """Load a data set and print images per split and class, and what was dropped and why."""
+    """Load a data set and print images per split and class, what was dropped and why, and train twins."""
     from facexai.config import DataConfig
     from facexai.data import load_dataset
+    from facexai.data.base import SPLITS, train_twins
 
     opts = {
         k: v
@@ -185,6 +186,15 @@ def data_check(
         out.print("found before dropping: " + ", ".join(f"{s} {n}" for s, n in ds.meta["found"].items()))
     dropped = {k: v for k, v in ds.meta.get("dropped", {}).items() if v}
     out.print("dropped: " + (", ".join(f"{n} ({why})" for why, n in dropped.items()) if dropped else "none"))
+    twin = train_twins(ds) >= 0
+    held_out = [s for s in SPLITS[1:] if (ds.split == SPLITS.index(s)).any()]
+    out.print(
+        "pixel-identical twin in train: "
+        + ", ".join(
+            f"{s} {int(twin[ds.split == SPLITS.index(s)].sum())} of {int((ds.split == SPLITS.index(s)).sum())}"
+            for s in held_out
+        )
+    )
 
 
 @data_app.command("standin")

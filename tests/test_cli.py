@@ -40,6 +40,17 @@ def test_data_check_prints_counts_and_what_was_dropped(tmp_path):
     assert "1 (no votes for the 7 classes)" in result.stdout
 
 
+def test_data_check_counts_held_out_faces_whose_twin_is_in_train(tmp_path):
+    folders = {
+        "FER2013Train": [(f"fer{i:07d}.png", votes(neutral=8), random_image(i)) for i in range(3)],
+        "FER2013Valid": [("fer0000010.png", votes(neutral=8), random_image(10))],
+        "FER2013Test": [(f"fer{i:07d}.png", votes(neutral=8), random_image(i % 2)) for i in (20, 21)],
+    }
+    result = invoke("data", "check", "ferplus", "--data-root", write_ferplus_folders(tmp_path, folders))
+    assert result.exit_code == 0, result.output
+    assert "pixel-identical twin in train: val 0 of 1, test 2 of 2" in result.stdout
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     result = invoke("data", "check", "ferplus", "--data-root", tmp_path / "nowhere")
     assert result.exit_code == 2

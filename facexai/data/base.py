@@ -6,6 +6,7 @@ augmentation and standardisation happen batched on the training device.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -175,3 +176,19 @@ def stratified_split(labels: torch.Tensor, fractions: tuple[float, ...], seed: i
         out[ranked[start:end]] = s
         start = end
     return out
+
+
+def train_twins(data: FaceDataset) -> torch.Tensor:
+    """(N,) int64: for each val/test image, the index of a pixel-identical train image, else -1.
+
+    FER2013 (and so FER+) holds groups of identical faces, and a test face whose twin was
+    trained on is not unseen. Exact equality only, via a hash of the pixels; near-duplicates
+    (re-encoded, shifted) are not found. Train rows are -1.
+    """
+    keys = [hashlib.sha1(img.numpy().tobytes()).digest() for img in data.images]
+    is_train = (data.split == SPLITS.index("train")).tolist()
+    first = {}
+    for i, (k, t) in enumerate(zip(keys, is_train, strict=True)):
+        if t:
+            first.setdefault(k, i)
+    return torch.tensor([-1 if t else first.get(k, -1) for k, t in zip(keys, is_train, strict=True)])
