@@ -1,0 +1,79 @@
+"""How much pixel-identical train/test twins flatter a run's test accuracy.
+
+    python experiments/twin_leak.py --data-root ../shared/data/fer2013 \
+        --out results/fer2013-seed-a/duplicates RUN [RUN ...]
+
+FER2013, and so FER+, holds groups of pixel-identical faces, and some copies land in train and
+some in test: under the official split, and more or less under any re-split. For each run this
+finds the test faces of its own split that have a twin in train (`facexai.data.base.train_twins`)
+and scores the run's model on the test faces with and without one.
+
+Writes `accuracy.csv` (run, data set, split, subset, faces, accuracy; subset `all` recomputes the
+run's `metrics.json` accuracy from its checkpoint) and `provenance.json`. Exact pixel equality only:
+near-duplicates are not found, so the leak is at least this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from facexai.config import from_dict
+from facexai.data import load_dataset
+from facexai.data.augment import Preprocess
+from facexai.data.base import SPLITS, train_twins
+from facexai.provenance import git_commit, now, provenance
+from facexai.report.tables import write_csv, write_json
+from facexai.training import open_run, predict
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="finished run folders")
+    p.add_argument("--data-root", required=True, help="the runs' data set folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    started, commit = now(), git_commit()
+    for r in a.runs:
+        if not (r / "config.json").is_file() or not (r / "checkpoint.pt").is_file():
+            raise SystemExit(f"error: {r} is not a finished run folder (expected config.json and checkpoint.pt)")
+
+    rows, loaded = [], {}
+    for run in a.runs:
+        cfg = from_dict(json.loads((run / "config.json").read_text()))
+        data_cfg = dataclasses.replace(cfg.data, root=a.data_root)
+        if data_cfg not in loaded:
+            data = load_dataset(data_cfg)
+            test = data.split == SPLITS.index("test")
+            twin = train_twins(data)[test]  # (n_test,) index of a train twin, or -1
+            same = (twin >= 0) & (data.labels[twin] == data.labels[test])  # that twin has the face's label
+            loaded[data_cfg] = data, test, twin >= 0, int(same.sum())
+        data, test, twin, same = loaded[data_cfg]
+        _, engine, model, meta, _ = open_run(run, a.device, data=data)
+        logits = predict(engine.model(model), data.images[test], Preprocess.from_dict(meta["preprocess"]), engine)
+        right = logits.argmax(1) == data.labels[test]
+        for subset, m in (("all", torch.ones_like(twin)), ("twin_in_train", twin), ("no_twin", ~twin)):
+            rows.append(
+                {
+                    "run": run.name,
+                    "dataset": data_cfg.dataset,
+                    "split": data_cfg.split,
+                    "classes": len(data.classes),
+                    "subset": subset,
+                    "faces": int(m.sum()),
+                    "twin_with_same_label": same if subset == "twin_in_train" else "",
+                    "accuracy": float(right[m].float().mean()),
+                }
+            )
+        print(*(f"{r['subset']} {r['faces']}: {r['accuracy']:.4f}" for r in rows[-3:]), sep="  ", flush=True)
+    write_csv(a.out / "accuracy.csv", rows)
+    write_json(a.out / "provenance.json", provenance({"runs": [str(r) for r in a.runs]}, a.device, started, commit))
+
+
+if __name__ == "__main__":
+    main()
