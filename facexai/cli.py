@@ -139,13 +139,18 @@ def evaluate(
     split: Annotated[Split, typer.Option(help="Which split to score.")] = Split.test,
     data_root: DataRoot = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    label_mode: Annotated[
+        LabelMode | None,
+        typer.Option(help="Read the votes this way instead of the run's (FER+; Barsoum et al. test on majority)."),
+    ] = None,
 ) -> None:
-    """Score a trained run on a split of its data set; writes metrics-<split>.json into the run."""
+    """Score a trained run on a split of its data set; writes metrics-<split>[-<label mode>].json into the run."""
     from facexai.report.tables import write_json
     from facexai.training import evaluate as evaluate_run
 
-    m = evaluate_run(run, split.value, str(data_root) if data_root else None, device)
-    write_json(run / f"metrics-{split.value}.json", m)
+    mode = label_mode.value if label_mode else None
+    m = evaluate_run(run, split.value, str(data_root) if data_root else None, device, label_mode=mode)
+    write_json(run / f"metrics-{split.value}{f'-{mode}' if mode else ''}.json", m)
     out.print(_metrics_table(m, f"{run} on {split.value}: accuracy {m['accuracy']:.4f}"))
 
 

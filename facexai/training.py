@@ -372,9 +372,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
 
 
 def open_run(
-    run: str | Path, device: str = "auto", data: FaceDataset | None = None, data_root: str | None = None
+    run: str | Path,
+    device: str = "auto",
+    data: FaceDataset | None = None,
+    data_root: str | None = None,
+    label_mode: str | None = None,
 ) -> tuple[TrainConfig, Engine, torch.nn.Module, dict[str, Any], FaceDataset]:
-    """A finished run's config, engine, model (eval mode) and metadata, and the data set it was trained on."""
+    """A finished run's config, engine, model (eval mode) and metadata, and the data set it was trained on
+    (with `label_mode`, its votes read that way instead)."""
     run = Path(run)
     if not (run / "config.json").is_file():
         raise RunNotFoundError(f"not a run folder (no config.json): {run}")
@@ -382,7 +387,8 @@ def open_run(
     engine = Engine.from_config(dataclasses.replace(cfg, device=device))
     model, meta = load_checkpoint(run, engine.device)
     if data is None:
-        data = load_dataset(cfg.data if data_root is None else dataclasses.replace(cfg.data, root=data_root))
+        changes = {k: v for k, v in (("root", data_root), ("label_mode", label_mode)) if v is not None}
+        data = load_dataset(dataclasses.replace(cfg.data, **changes))
     if [str(c) for c in data.classes] != meta["classes"]:
         raise ClassMismatchError(f"{run}: model predicts {meta['classes']}, data has {[str(c) for c in data.classes]}")
     return cfg, engine, model, meta, data
@@ -394,13 +400,19 @@ def evaluate(
     data_root: str | None = None,
     device: str = "auto",
     data: FaceDataset | None = None,
+    label_mode: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a finished run's model on one split of the data set it was trained on."""
-    _, engine, model, meta, data = open_run(run, device, data, data_root)
+    """Metrics of a finished run's model on one split of the data set it was trained on.
+
+    `label_mode` scores against the votes read another way (FER+): Barsoum et al. score every
+    training mode on the majority-vote val and test faces.
+    """
+    _, engine, model, meta, data = open_run(run, device, data, data_root, label_mode)
     part = data.subset(split)
     logits = predict(engine.model(model), part.images, Preprocess.from_dict(meta["preprocess"]), engine)
     loss, _ = _scores(logits, part)
-    return {"split": split, **M.summarize(logits.argmax(1), part.labels, data.classes, loss), "epoch": meta["epoch"]}
+    summary = M.summarize(logits.argmax(1), part.labels, data.classes, loss)
+    return {"split": split, **({"label_mode": label_mode} if label_mode else {}), **summary, "epoch": meta["epoch"]}
 
 
 def read_history(run: str | Path) -> list[dict[str, str]]:

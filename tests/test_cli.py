@@ -95,6 +95,26 @@ def test_train_then_evaluate_rafdb_layout_end_to_end(tmp_path):
     assert json.loads((run / "metrics-val.json").read_text())["split"] == "val"
 
 
+def test_evaluate_scores_a_soft_label_run_on_the_majority_vote_test_faces(tmp_path):
+    clear, split = votes(happiness=8, neutral=2), votes(happiness=5, surprise=5)  # split: no majority
+    folders = {
+        "FER2013Train": [(f"fer{i:07d}.png", clear, random_image(i)) for i in range(6)],
+        "FER2013Valid": [(f"fer{i:07d}.png", clear, random_image(i)) for i in range(6, 8)],
+        "FER2013Test": [(f"fer{i:07d}.png", clear if i < 11 else split, random_image(i)) for i in range(8, 13)],
+    }
+    config = tmp_path / "tiny.toml"
+    config.write_text('epochs = 1\nbatch_size = 4\ninput_size = 28\n[data]\ndataset = "ferplus"\nlabel_mode = "soft"\n')
+    root = write_ferplus_folders(tmp_path / "fer", folders)
+    args = ("--data-root", root, "--config", config, "--out", tmp_path / "runs", "--no-progress")
+    assert invoke("train", "ferplus", *args).exit_code == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "metrics.json").read_text())["n"] == 5  # soft: every voted test face
+    result = invoke("evaluate", run, "--label-mode", "majority")
+    assert result.exit_code == 0, result.output
+    majority = json.loads((run / "metrics-test-majority.json").read_text())
+    assert majority["n"] == 3 and majority["label_mode"] == "majority"
+
+
 def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     config = tmp_path / "syn.toml"
     config.write_text(
