@@ -145,11 +145,18 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a trained run on a split of its data set; writes metrics-<split>[-<label mode>].json into the run."""
+    from facexai.provenance import git_commit, now, provenance
     from facexai.report.tables import write_json
     from facexai.training import evaluate as evaluate_run
+    from facexai.training import resolve_device
 
+    started, commit = now(), git_commit()
     mode = label_mode.value if label_mode else None
     m = evaluate_run(run, split.value, str(data_root) if data_root else None, device, label_mode=mode)
+    settings = {"run": str(run), "split": split.value, "label_mode": mode, "data_root": data_root and str(data_root)}
+    m["provenance"] = provenance(
+        settings, resolve_device(device), started, commit
+    )  # the run's own provenance.json is its training
     write_json(run / f"metrics-{split.value}{f'-{mode}' if mode else ''}.json", m)
     out.print(_metrics_table(m, f"{run} on {split.value}: accuracy {m['accuracy']:.4f}"))
 

@@ -113,6 +113,7 @@ def test_evaluate_scores_a_soft_label_run_on_the_majority_vote_test_faces(tmp_pa
     assert result.exit_code == 0, result.output
     majority = json.loads((run / "metrics-test-majority.json").read_text())
     assert majority["n"] == 3 and majority["label_mode"] == "majority"
+    assert majority["provenance"]["config"]["label_mode"] == "majority" and majority["provenance"]["finished"]
 
 
 def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
