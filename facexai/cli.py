@@ -199,14 +199,9 @@ def data_check(
     dropped = {k: v for k, v in ds.meta.get("dropped", {}).items() if v}
     out.print("dropped: " + (", ".join(f"{n} ({why})" for why, n in dropped.items()) if dropped else "none"))
     twin = train_twins(ds) >= 0
-    held_out = [s for s in SPLITS[1:] if (ds.split == SPLITS.index(s)).any()]
-    out.print(
-        "pixel-identical twin in train: "
-        + ", ".join(
-            f"{s} {int(twin[ds.split == SPLITS.index(s)].sum())} of {int((ds.split == SPLITS.index(s)).sum())}"
-            for s in held_out
-        )
-    )
+    held_out = [(s, ds.split == SPLITS.index(s)) for s in SPLITS[1:]]
+    shown = [f"{s} {int(twin[m].sum())} of {int(m.sum())}" for s, m in held_out if m.any()]
+    out.print("pixel-identical twin in train: " + ", ".join(shown))
 
 
 @data_app.command("standin")

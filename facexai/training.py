@@ -386,6 +386,8 @@ def open_run(
     cfg = from_dict(json.loads((run / "config.json").read_text()))
     engine = Engine.from_config(dataclasses.replace(cfg, device=device))
     model, meta = load_checkpoint(run, engine.device)
+    if label_mode is not None and cfg.data.dataset != "ferplus":
+        raise ConfigError(f"{run}: --label-mode reads FER+ votes; this run is on {cfg.data.dataset}")
     if data is None:
         changes = {k: v for k, v in (("root", data_root), ("label_mode", label_mode)) if v is not None}
         data = load_dataset(dataclasses.replace(cfg.data, **changes))

@@ -93,6 +93,9 @@ def test_train_then_evaluate_rafdb_layout_end_to_end(tmp_path):
     result = invoke("evaluate", run, "--split", "val")
     assert result.exit_code == 0, result.output
     assert json.loads((run / "metrics-val.json").read_text())["split"] == "val"
+    result = invoke("evaluate", run, "--label-mode", "majority")  # votes exist only in FER+
+    assert result.exit_code == 2 and "reads FER+ votes" in result.stderr
+    assert not (run / "metrics-test-majority.json").exists()
 
 
 def test_evaluate_scores_a_soft_label_run_on_the_majority_vote_test_faces(tmp_path):
