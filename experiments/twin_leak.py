@@ -25,10 +25,40 @@ import torch
 from facexai.config import from_dict
 from facexai.data import load_dataset
 from facexai.data.augment import Preprocess
-from facexai.data.base import SPLITS, train_twins
+from facexai.data.base import SPLITS, FaceDataset, train_twins
+from facexai.errors import FacexaiError, RunNotFoundError
 from facexai.provenance import git_commit, now, provenance
 from facexai.report.tables import write_csv, write_json
-from facexai.training import open_run, predict
+from facexai.training import open_run, predict, resolve_device
+
+
+def leak_rows(run: Path, data: FaceDataset, device: str) -> list[dict]:
+    """Rows `all`, `twin_in_train`, `no_twin` of one run scored on the test faces of `data`.
+
+    `twin_with_same_label` counts twinned test faces whose first train twin carries the same label.
+    """
+    test = data.split == SPLITS.index("test")
+    twin = train_twins(data)[test]  # (n_test,) index into data of a train twin, or -1
+    has_twin = twin >= 0
+    same = int((has_twin & (data.labels[twin] == data.labels[test])).sum())  # labels[-1] is masked out
+    cfg, engine, model, meta, _ = open_run(run, device, data=data)
+    logits = predict(engine.model(model), data.images[test], Preprocess.from_dict(meta["preprocess"]), engine)
+    right = logits.argmax(1) == data.labels[test]  # (n_test,)
+    rows = []
+    for subset, m in (("all", torch.ones_like(has_twin)), ("twin_in_train", has_twin), ("no_twin", ~has_twin)):
+        rows.append(
+            {
+                "run": run.name,
+                "dataset": cfg.data.dataset,
+                "split": cfg.data.split,
+                "classes": len(data.classes),
+                "subset": subset,
+                "faces": int(m.sum()),
+                "twin_with_same_label": same if subset == "twin_in_train" else "",
+                "accuracy": float(right[m].float().mean()) if m.any() else float("nan"),
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -39,40 +69,25 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     started, commit = now(), git_commit()
-    for r in a.runs:
-        if not (r / "config.json").is_file() or not (r / "checkpoint.pt").is_file():
-            raise SystemExit(f"error: {r} is not a finished run folder (expected config.json and checkpoint.pt)")
-
-    rows, loaded = [], {}
-    for run in a.runs:
-        cfg = from_dict(json.loads((run / "config.json").read_text()))
-        data_cfg = dataclasses.replace(cfg.data, root=a.data_root)
-        if data_cfg not in loaded:
-            data = load_dataset(data_cfg)
-            test = data.split == SPLITS.index("test")
-            twin = train_twins(data)[test]  # (n_test,) index of a train twin, or -1
-            same = (twin >= 0) & (data.labels[twin] == data.labels[test])  # that twin has the face's label
-            loaded[data_cfg] = data, test, twin >= 0, int(same.sum())
-        data, test, twin, same = loaded[data_cfg]
-        _, engine, model, meta, _ = open_run(run, a.device, data=data)
-        logits = predict(engine.model(model), data.images[test], Preprocess.from_dict(meta["preprocess"]), engine)
-        right = logits.argmax(1) == data.labels[test]
-        for subset, m in (("all", torch.ones_like(twin)), ("twin_in_train", twin), ("no_twin", ~twin)):
-            rows.append(
-                {
-                    "run": run.name,
-                    "dataset": data_cfg.dataset,
-                    "split": data_cfg.split,
-                    "classes": len(data.classes),
-                    "subset": subset,
-                    "faces": int(m.sum()),
-                    "twin_with_same_label": same if subset == "twin_in_train" else "",
-                    "accuracy": float(right[m].float().mean()),
-                }
-            )
-        print(*(f"{r['subset']} {r['faces']}: {r['accuracy']:.4f}" for r in rows[-3:]), sep="  ", flush=True)
+    try:
+        device = resolve_device(a.device)
+        for r in a.runs:
+            if not (r / "config.json").is_file() or not (r / "checkpoint.pt").is_file():
+                raise RunNotFoundError(f"{r} is not a finished run folder (expected config.json and checkpoint.pt)")
+        rows, loaded = [], {}
+        for run in a.runs:
+            cfg = from_dict(json.loads((run / "config.json").read_text()))
+            data_cfg = dataclasses.replace(cfg.data, root=a.data_root)
+            if data_cfg not in loaded:
+                loaded[data_cfg] = load_dataset(data_cfg)
+            rows += leak_rows(run, loaded[data_cfg], str(device))
+            print(*(f"{r['subset']} {r['faces']}: {r['accuracy']:.4f}" for r in rows[-3:]), sep="  ", flush=True)
+    except FacexaiError as e:
+        raise SystemExit(f"error: {e}") from None
+    # both files only once every run has been scored: no accuracy.csv without its provenance
+    prov = provenance({"runs": [str(r) for r in a.runs]}, device, started, commit)
     write_csv(a.out / "accuracy.csv", rows)
-    write_json(a.out / "provenance.json", provenance({"runs": [str(r) for r in a.runs]}, a.device, started, commit))
+    write_json(a.out / "provenance.json", prov)
 
 
 if __name__ == "__main__":

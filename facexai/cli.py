@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from facexai.errors import FacexaiError, RunNotFoundError
+from facexai.errors import ConfigError, FacexaiError, RunNotFoundError
 
 app = typer.Typer(
     help="Which face regions drive a facial-emotion CNN's predictions, measured.",
@@ -70,6 +70,15 @@ ClassesOpt = Annotated[int | None, typer.Option(help="7 (no contempt, seed B) or
 SplitOpt = Annotated[SplitMode | None, typer.Option("--split", help="FER2013: official or seed-a (70/20/10).")]
 
 
+def _only_where_read(dataset: Dataset, label_mode, classes, split) -> None:
+    """A data option the chosen data set never reads is an error, not a silently recorded setting."""
+    given = {"--label-mode": label_mode, "--classes": classes, "--split": split}
+    owner = {"--label-mode": "ferplus", "--classes": "ferplus", "--split": "fer2013"}
+    for flag, value in given.items():
+        if value is not None and owner[flag] != dataset.value:
+            raise ConfigError(f"{flag} applies to {owner[flag]} only; {dataset.value} does not read it")
+
+
 def _metrics_table(m: dict, title: str) -> Table:
     t = Table(title=title)
     t.add_column("emotion")
@@ -108,6 +117,7 @@ def train(
     from facexai.config import load_config, override, recipe
     from facexai.training import fit
 
+    _only_where_read(dataset, label_mode, classes, split)
     cfg = load_config(config) if config else recipe(dataset.value)
     cfg = override(
         cfg,
@@ -175,6 +185,7 @@ def data_check(
     from facexai.data import load_dataset
     from facexai.data.base import SPLITS, train_twins
 
+    _only_where_read(dataset, label_mode, classes, split)
     opts = {
         k: v
         for k, v in {
@@ -336,7 +347,6 @@ def occlude(
     progress: ProgressOpt = True,
 ) -> None:
     """Replace face regions and measure the drop in class probability and accuracy per emotion, with 95% CIs."""
-    from facexai.errors import ConfigError
     from facexai.explain.analysis import AnalysisConfig
     from facexai.faces.regions import FaceRegion
     from facexai.provenance import git_commit, now
@@ -394,7 +404,6 @@ def compare(
     title: Annotated[str, typer.Option(help="Figure title.")] = "",
 ) -> None:
     """Runs side by side: one row per run, mean +- std over runs that differ only in seed, and their curves."""
-    from facexai.errors import ConfigError
     from facexai.provenance import git_commit, now, provenance
     from facexai.report import figures
     from facexai.report.runs import RUN_COLUMNS, read_run, seed_summary
@@ -460,7 +469,6 @@ def regions_show(
     """Draw the face-region masks over a few faces, to check them by eye."""
     from facexai.config import DataConfig
     from facexai.data import SPLITS, load_dataset
-    from facexai.errors import ConfigError
     from facexai.faces.landmarks import landmarks_for
     from facexai.faces.regions import region_masks, regions_figure
 

@@ -46,7 +46,10 @@ class Run:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available")
     return device
@@ -388,6 +391,8 @@ def open_run(
     model, meta = load_checkpoint(run, engine.device)
     if label_mode is not None and cfg.data.dataset != "ferplus":
         raise ConfigError(f"{run}: --label-mode reads FER+ votes; this run is on {cfg.data.dataset}")
+    if label_mode is not None and data is not None:
+        raise ConfigError("label_mode re-reads the run's data set from disk; pass it or data, not both")
     if data is None:
         changes = {k: v for k, v in (("root", data_root), ("label_mode", label_mode)) if v is not None}
         data = load_dataset(dataclasses.replace(cfg.data, **changes))

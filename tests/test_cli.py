@@ -98,6 +98,18 @@ def test_train_then_evaluate_rafdb_layout_end_to_end(tmp_path):
     assert not (run / "metrics-test-majority.json").exists()
 
 
+def test_a_data_option_the_data_set_does_not_read_is_a_one_line_error(tmp_path):
+    for args in (
+        ("train", "fer2013", "--label-mode", "majority"),  # votes exist only in FER+
+        ("train", "rafdb", "--classes", "8"),
+        ("data", "check", "ferplus", "--split", "seed-a"),  # only FER2013 is re-split
+    ):
+        result = invoke(*args, "--data-root", tmp_path / "nowhere")
+        assert result.exit_code == 2, args
+        assert f"{args[-2]} applies to" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir()) and not (tmp_path / "runs").exists()
+
+
 def test_evaluate_scores_a_soft_label_run_on_the_majority_vote_test_faces(tmp_path):
     clear, split = votes(happiness=8, neutral=2), votes(happiness=5, surprise=5)  # split: no majority
     folders = {

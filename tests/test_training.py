@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from toy import bars
 
 import facexai.training as T
-from facexai.config import AugmentConfig, TrainConfig
-from facexai.errors import ClassMismatchError, RunNotFoundError
-from facexai.training import evaluate, fit, load_checkpoint, soft_cross_entropy
+from facexai.config import AugmentConfig, DataConfig, TrainConfig
+from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
+from facexai.training import evaluate, fit, load_checkpoint, resolve_device, soft_cross_entropy
 
 FAST = TrainConfig(
     epochs=3,
@@ -138,3 +138,15 @@ def test_missing_and_mismatched_runs_are_errors(tmp_path):
     eight = dataclasses.replace(bars(), classes=bars().classes + (bars().classes[0].__class__("contempt"),))
     with pytest.raises(ClassMismatchError, match="model predicts"):
         evaluate(run.path, data=eight)
+
+
+def test_a_label_mode_is_not_silently_dropped_when_the_data_comes_in_memory(tmp_path):
+    cfg = dataclasses.replace(FAST, epochs=1, data=DataConfig(dataset="ferplus"))
+    run = fit(cfg, out=tmp_path, data=bars(), progress=False)  # recorded as FER+, trained on bars
+    with pytest.raises(ConfigError, match="not both"):
+        evaluate(run.path, data=bars(), label_mode="majority")
+
+
+def test_an_unknown_device_name_is_a_config_error_that_names_it():
+    with pytest.raises(ConfigError, match="'gpu0'"):
+        resolve_device("gpu0")
