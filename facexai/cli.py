@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -79,6 +80,16 @@ def _only_where_read(dataset: Dataset, label_mode, classes, split) -> None:
             raise ConfigError(f"{flag} applies to {owner[flag]} only; {dataset.value} does not read it")
 
 
+def _resumable(partial: Path, dataset: Dataset, given: dict) -> None:
+    """--resume continues with the settings saved in the .partial folder; any other would be silently lost."""
+    extra = [flag for flag, value in given.items() if value is not None]
+    if extra:
+        raise ConfigError(f"--resume continues {partial} with its saved settings; drop {', '.join(extra)}")
+    saved = partial / "config.json"
+    if saved.is_file() and (name := json.loads(saved.read_text())["data"]["dataset"]) != dataset.value:
+        raise ConfigError(f"{partial} is a {name} run, not {dataset.value}")
+
+
 def _metrics_table(m: dict, title: str) -> Table:
     t = Table(title=title)
     t.add_column("emotion")
@@ -109,7 +120,9 @@ def train(
         bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: where the hardware has it).")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder that receives the run folder [default: runs].")
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an unfinished run (its .partial folder).")] = None,
     progress: ProgressOpt = True,
 ) -> None:
@@ -118,6 +131,11 @@ def train(
     from facexai.training import fit
 
     _only_where_read(dataset, label_mode, classes, split)
+    if resume is not None:
+        options = {"--data-root": data_root, "--config": config, "--epochs": epochs, "--lr": lr}
+        options |= {"--batch-size": batch_size, "--seed": seed, "--model": model, "--label-mode": label_mode}
+        options |= {"--classes": classes, "--split": split, "--device": device, "--bf16": bf16}
+        _resumable(resume, dataset, options | {"--threads": threads, "--out": out_dir})
     cfg = load_config(config) if config else recipe(dataset.value)
     cfg = override(
         cfg,
@@ -137,7 +155,7 @@ def train(
             "data.split": split.value if split else None,
         },
     )
-    run = fit(cfg, out=out_dir, resume=resume, progress=progress, console=err)
+    run = fit(cfg, out=out_dir or Path("runs"), resume=resume, progress=progress, console=err)
     out.print(_metrics_table(run.metrics, f"{run.path}: test accuracy {run.metrics['accuracy']:.4f}"))
     out.print(str(run.path))
 

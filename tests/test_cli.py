@@ -110,6 +110,18 @@ def test_a_data_option_the_data_set_does_not_read_is_a_one_line_error(tmp_path):
     assert not list(tmp_path.iterdir()) and not (tmp_path / "runs").exists()
 
 
+def test_resume_refuses_options_it_would_ignore_and_another_data_set(tmp_path):
+    partial = tmp_path / ".ferplus-seed_vgg-s0-x.partial"
+    partial.mkdir()
+    (partial / "config.json").write_text(json.dumps({"data": {"dataset": "ferplus"}}))
+    result = invoke("train", "ferplus", "--resume", partial, "--threads", 1, "--epochs", 3)
+    assert result.exit_code == 2 and "saved settings; drop --epochs, --threads" in result.stderr
+    result = invoke("train", "fer2013", "--resume", partial)
+    assert result.exit_code == 2 and "is a ferplus run, not fer2013" in result.stderr
+    result = invoke("train", "ferplus", "--resume", partial)  # accepted, then: nothing to resume from
+    assert result.exit_code == 2 and "state.pt not found" in result.stderr
+
+
 def test_evaluate_scores_a_soft_label_run_on_the_majority_vote_test_faces(tmp_path):
     clear, split = votes(happiness=8, neutral=2), votes(happiness=5, surprise=5)  # split: no majority
     folders = {
