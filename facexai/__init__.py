@@ -6,7 +6,7 @@ from facexai.emotions import Emotion
 from facexai.models import create_model, list_models
 from facexai.training import evaluate, fit, load_checkpoint
 
-# `train` is the verb DESIGN.md names; fit is the same function
+# `train` is the CLI's verb; fit is the same function
 train = fit
 
 __all__ = [
