@@ -32,13 +32,14 @@ from facexai.report.tables import write_csv, write_json
 from facexai.training import open_run, predict, resolve_device
 
 
-def leak_rows(run: Path, data: FaceDataset, device: str) -> list[dict]:
+def leak_rows(run: Path, data: FaceDataset, twins: torch.Tensor, device: str) -> list[dict]:
     """Rows `all`, `twin_in_train`, `no_twin` of one run scored on the test faces of `data`.
 
+    `twins` is `train_twins(data)`, computed once per data set by the caller (it hashes every image).
     `twin_with_same_label` counts twinned test faces whose first train twin carries the same label.
     """
     test = data.split == SPLITS.index("test")
-    twin = train_twins(data)[test]  # (n_test,) index into data of a train twin, or -1
+    twin = twins[test]  # (n_test,) index into data of a train twin, or -1
     has_twin = twin >= 0
     same = int((has_twin & (data.labels[twin] == data.labels[test])).sum())  # labels[-1] is masked out
     cfg, engine, model, meta, _ = open_run(run, device, data=data)
@@ -79,8 +80,9 @@ def main() -> None:
             cfg = from_dict(json.loads((run / "config.json").read_text()))
             data_cfg = dataclasses.replace(cfg.data, root=a.data_root)
             if data_cfg not in loaded:
-                loaded[data_cfg] = load_dataset(data_cfg)
-            rows += leak_rows(run, loaded[data_cfg], str(device))
+                data = load_dataset(data_cfg)
+                loaded[data_cfg] = data, train_twins(data)
+            rows += leak_rows(run, *loaded[data_cfg], str(device))
             print(*(f"{r['subset']} {r['faces']}: {r['accuracy']:.4f}" for r in rows[-3:]), sep="  ", flush=True)
     except FacexaiError as e:
         raise SystemExit(f"error: {e}") from None

@@ -9,6 +9,7 @@ import pytest
 from toy import bars
 
 from facexai.config import AugmentConfig, TrainConfig
+from facexai.data.base import train_twins
 from facexai.training import evaluate, fit
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "twin_leak.py"
@@ -33,7 +34,7 @@ def planted():
 def test_twinned_and_untwinned_test_faces_partition_the_runs_test_accuracy(tmp_path):
     data = planted()
     run = fit(FAST, out=tmp_path, data=data, progress=False)
-    rows = {r["subset"]: r for r in twin_leak.leak_rows(run.path, data, "cpu")}
+    rows = {r["subset"]: r for r in twin_leak.leak_rows(run.path, data, train_twins(data), "cpu")}
     assert [rows[s]["faces"] for s in ("all", "twin_in_train", "no_twin")] == [28, 2, 26]
     assert rows["twin_in_train"]["twin_with_same_label"] == 1
     right = {s: rows[s]["accuracy"] * rows[s]["faces"] for s in rows}
