@@ -168,8 +168,9 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     threads = torch.get_num_threads()
     try:
         result = invoke(
-            "occlude", "--run", run, "--out", out, "--region", "mouth", "--limit", 8, "--threads", 1, "--no-progress"
-        )
+            "occlude", "--run", run, "--out", out, "--region", "mouth", "--limit", 8, "--threads", 1, "--bf16",
+            "--no-progress",
+        )  # fmt: skip
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
@@ -178,6 +179,7 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     assert len(rows) == 1 + 2 * 3 * 7  # (true, pred) x 3 measures x emotions, one region
     analyses = json.loads((out / "provenance.json").read_text())["analyses"]
     assert set(analyses) == {"saliency", "occlusion"} and analyses["occlusion"]["config"]["threads"] == 1
+    assert analyses["occlusion"]["config"]["bf16"] and not analyses["saliency"]["config"]["bf16"]
     result = invoke("report", out)
     assert result.exit_code == 0, result.output
     assert "top region is evidence" in result.output  # the recovery table

@@ -7,6 +7,8 @@
 - Constant: output independent of the input: zero drop, zero IG.
 """
 
+import copy
+
 import pytest
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -283,3 +285,19 @@ def test_results_do_not_depend_on_batch_size():
         o64 = occlude(model, x, t, regions, 3, fill=fill, batch_size=64)
         for key in o2:
             torch.testing.assert_close(o2[key], o64[key])
+
+
+def test_results_do_not_depend_on_memory_format():
+    """The analysis runs channels_last (faster on a CPU); the numbers are the contiguous ones."""
+    model, x = smooth_net(), torch.randn(5, 3, S, S)
+    t, regions = torch.tensor([0, 1, 2, 0, 1]), torch.randint(0, 4, (5, S, S))
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    cl_x = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(cam_maps(model, model[3], x, t), cam_maps(cl_model, cl_model[3], cl_x, t))
+    a, d = integrated_gradients(model, x, t, baseline="blur", n_steps=8)
+    cl_a, cl_d = integrated_gradients(cl_model, cl_x, t, baseline="blur", n_steps=8)
+    torch.testing.assert_close(a, cl_a, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(d, cl_d, atol=1e-5, rtol=1e-3)
+    o, cl_o = occlude(model, x, t, regions, 3, fill="blur"), occlude(cl_model, cl_x, t, regions, 3, fill="blur")
+    for key in o:
+        torch.testing.assert_close(o[key], cl_o[key])

@@ -32,13 +32,15 @@ BASELINES = ("black", "blur", "mean")
 def blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     """Strong Gaussian blur of (B, C, H, W) images; sigma defaults to a tenth of the longer side.
 
-    The kernel spans +-3 sigma, capped so that reflect padding stays inside the image.
+    The kernel spans +-3 sigma, capped so that reflect padding stays inside the image. Always fp32,
+    also under bf16 autocast: it prepares inputs (and its large kernels ran very slowly in bf16).
     """
     h, w = x.shape[-2:]
     sigma = float(sigma) if sigma is not None else max(h, w) / 10
     k = min(2 * math.ceil(3 * sigma) + 1, 2 * min(h, w) - 1)
     k = max(k - (k % 2 == 0), 1)  # odd, at least 1
-    return gaussian_blur(x, kernel_size=[k, k], sigma=[sigma, sigma])
+    with torch.autocast(x.device.type, enabled=False):
+        return gaussian_blur(x, kernel_size=[k, k], sigma=[sigma, sigma])
 
 
 def make_baseline(
