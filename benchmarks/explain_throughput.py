@@ -45,12 +45,36 @@ def rate(fn: Callable[[int], object], n: int, device: torch.device) -> float:
     return n / (time.perf_counter() - t)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=64, help="images per measurement")
+def parser(doc: str, n: int) -> argparse.ArgumentParser:
+    """The options both attribution benchmarks take."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=n, help="images per measurement")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--size", type=int, default=100, help="input side, pixels")
+    return p
+
+
+def problem(n: int, size: int, device: torch.device):
+    """Seeded random seed network (eval), inputs (n, 3, S, S), targets (n,) and region maps (n, S, S)."""
+    torch.manual_seed(0)
+    model = create_model("seed_vgg", 7, 3).to(device).eval()
+    x = torch.randn(n, 3, size, size, device=device)  # standardised inputs
+    t = torch.randint(0, 7, (n,), device=device)
+    regions = torch.randint(0, REGIONS + 1, (n, size, size), device=device)
+    return model, x, t, regions
+
+
+def save(args: argparse.Namespace, rows: list[dict], device: torch.device, started: str, commit: str | None) -> None:
+    """throughput.csv and provenance.json under --out, if given."""
+    if args.out is not None:
+        write_csv(args.out / "throughput.csv", rows)
+        config = vars(args) | {"out": str(args.out), "threads": torch.get_num_threads(), "ig_steps": STEPS}
+        write_json(args.out / "provenance.json", provenance(config, device, started, commit))
+
+
+def main() -> None:
+    p = parser(__doc__, 64)
     p.add_argument("--batch", type=int, default=None, help="rows per forward, batched paths")
     p.add_argument("--channels-last", action="store_true", help="channels_last model and inputs (both paths)")
     p.add_argument("--only", default="gradcam,ig,occlusion", help="comma-separated subset of the methods")
@@ -60,17 +84,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = create_model("seed_vgg", 7, 3).to(device).eval()
+    model, x, t, regions = problem(args.n, args.size, device)
     layer = cam_layer(model, "seed_vgg")
-    x = torch.randn(args.n, 3, args.size, args.size, device=device)  # standardised inputs
     if args.channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     cam_kw = {"batch_size": args.batch} if args.batch else {}
     ig_kw = {"batch_size": max(1, args.batch // STEPS), "internal_batch_size": args.batch} if args.batch else {}
     occ_kw = {"batch_size": args.batch} if args.batch else {}
-    t = torch.randint(0, 7, (args.n,), device=device)
-    regions = torch.randint(0, REGIONS + 1, (args.n, args.size, args.size), device=device)  # (n, S, S)
 
     def gradcam_per_image(k: int) -> None:
         with GradCAM(model=model, target_layers=[layer]) as cam:
@@ -120,10 +140,7 @@ def main() -> None:
         fast = rate(batched, args.n, device)
         print(f"{name:10s} per image {slow:8.2f} img/s   batched {fast:8.2f} img/s   x{fast / slow:.2f}", flush=True)
         rows.append({"method": name, "per_image_img_s": slow, "batched_img_s": fast, "ratio": fast / slow})
-    if args.out is not None:
-        write_csv(args.out / "throughput.csv", rows)
-        config = vars(args) | {"out": str(args.out), "threads": torch.get_num_threads(), "ig_steps": STEPS}
-        write_json(args.out / "provenance.json", provenance(config, device, started, commit))
+    save(args, rows, device, started, commit)
 
 
 if __name__ == "__main__":

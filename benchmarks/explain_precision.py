@@ -1,0 +1,71 @@
+"""Attribution throughput of the seed network by memory format and precision, side by side in one run.
+
+    python benchmarks/explain_precision.py --threads 2 --n 16 [--out results/benchmarks/explain-precision]
+
+For facexai.explain's batched Grad-CAM, integrated gradients (32 steps) and region occlusion
+(8 regions, mean fill), prints images/s of
+  fp32:          contiguous model and inputs (the analysis path before channels_last),
+  fp32 cl:       channels_last (what `saliency` / `occlude` run by default),
+  bf16 cl:       channels_last under bf16 autocast (`--bf16`),
+and each one's ratio to fp32. Random weights and inputs (speed does not depend on training);
+how far bf16 moves the findings is measured on real faces, not here (README: bf16 analysis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from explain_throughput import REGIONS, STEPS, parser, problem, rate, save  # benchmarks/ is on sys.path as a script
+
+from facexai.explain.gradcam import cam_maps
+from facexai.explain.integrated import integrated_gradients
+from facexai.explain.occlusion import occlude
+from facexai.models import cam_layer
+from facexai.provenance import git_commit, now
+
+VARIANTS = {"fp32": (False, False), "fp32 cl": (True, False), "bf16 cl": (True, True)}  # channels_last, bf16
+
+
+def calls(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, regions: torch.Tensor) -> dict[str, Callable]:
+    """Each batched method as fn(k): explain the first k images."""
+    layer = cam_layer(model, "seed_vgg")
+    return {
+        "gradcam": lambda k: cam_maps(model, layer, x[:k], t[:k]),
+        "ig": lambda k: integrated_gradients(model, x[:k], t[:k], baseline="mean", n_steps=STEPS),
+        "occlusion": lambda k: occlude(model, x[:k], t[:k], regions[:k], REGIONS, fill="mean"),
+    }
+
+
+def main() -> None:
+    p = parser(__doc__, 16)
+    p.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and provenance.json")
+    args = p.parse_args()
+    started, commit = now(), git_commit()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    base, x0, t, regions = problem(args.n, args.size, device)
+    print(
+        f"seed_vgg {args.size}x{args.size}, n {args.n}, device {device}, threads {torch.get_num_threads()}, "
+        f"IG {STEPS} steps, occlusion {REGIONS} regions",
+        flush=True,
+    )
+    rows, fp32 = [], {}
+    for variant, (cl, bf16) in VARIANTS.items():
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        model, x = base.to(memory_format=fmt), x0.contiguous(memory_format=fmt)
+        methods = calls(model, x, t, regions)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            for name, fn in methods.items():
+                fn(2)  # warm-up: kernel selection, allocator
+                ips = rate(fn, args.n, device)
+                fp32.setdefault(name, ips)
+                print(f"{name:10s} {variant:8s} {ips:8.2f} img/s   x{ips / fp32[name]:.2f}", flush=True)
+                rows.append({"method": name, "variant": variant, "img_s": ips, "ratio_to_fp32": ips / fp32[name]})
+    save(args, rows, device, started, commit)
+
+
+if __name__ == "__main__":
+    main()
