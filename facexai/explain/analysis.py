@@ -94,7 +94,7 @@ def load_subject(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _, engine, model, meta, data = open_run(run, cfg.device, data, data_root)
-    # channels_last: same fp32 numbers, 1.6x faster IG on a CPU; bf16 (opt-in) only in _maps / occlusion
+    # channels_last: the same fp32 numbers, and bf16 (opt-in, only in _maps / occlusion) is fast only with it
     engine = Engine(engine.device, bf16=cfg.bf16, channels_last=True)
     model = engine.model(model)
     landmarks, ok, provider, counts = landmarks_for(data, cfg.landmarks)
