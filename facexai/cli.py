@@ -279,8 +279,8 @@ Bf16Opt = Annotated[
     bool,
     typer.Option(
         "--bf16/--no-bf16",
-        help="bf16 autocast in the attribution passes: several times faster on GPUs and on CPUs with AMX or "
-        "AVX-512 BF16, and less exact (README: bf16 analysis). Predictions stay fp32.",
+        help="bf16 autocast in the attribution passes: several times faster on CPUs with AMX or AVX-512 BF16, "
+        "and less exact (README: bf16). The explained classes are still the fp32 model's predictions.",
     ),
 ]
 
@@ -288,13 +288,17 @@ Bf16Opt = Annotated[
 def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg):
     from facexai.explain.analysis import load_subject
     from facexai.report.findings import newest_run
+    from facexai.training import bf16_supported
 
     if run is None:
         run = newest_run("runs", dataset)
         if run is None:
             raise RunNotFoundError(f"no finished run under runs/{' for ' + dataset if dataset else ''}; pass --run")
     err.print(f"analysing {run}")
-    return load_subject(run, cfg, data_root=str(data_root) if data_root else None)
+    subject = load_subject(run, cfg, data_root=str(data_root) if data_root else None)
+    if cfg.bf16 and not bf16_supported(subject.engine.device):
+        err.print(f"[yellow]warning:[/yellow] {subject.engine.device} has no hardware bf16: --bf16 will be slow")
+    return subject
 
 
 @app.command()

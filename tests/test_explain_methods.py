@@ -288,7 +288,7 @@ def test_results_do_not_depend_on_batch_size():
 
 
 def test_results_do_not_depend_on_memory_format():
-    """The analysis runs channels_last (faster on a CPU); the numbers are the contiguous ones."""
+    """The analysis runs channels_last (which --bf16 needs to be fast); the numbers are the contiguous ones."""
     model, x = smooth_net(), torch.randn(5, 3, S, S)
     t, regions = torch.tensor([0, 1, 2, 0, 1]), torch.randint(0, 4, (5, S, S))
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)

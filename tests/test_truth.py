@@ -6,10 +6,11 @@ import torch
 
 from facexai.config import override, recipe
 from facexai.data import load_dataset
+from facexai.explain import analysis
 from facexai.explain.analysis import AnalysisConfig, load_subject, occlusion, saliency
 from facexai.explain.importance import recovered
 from facexai.report.report import method_scores, truth_rows
-from facexai.training import fit
+from facexai.training import fit, predict
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,17 @@ def test_bf16_analysis_finds_what_fp32_finds(trained):
     interval and changes no emotion's top region."""
     run, data = trained
     kw = dict(methods=("gradcam", "ig"), fills=("blur",), limit=210, n_boot=100, sanity_n=0, progress=False)
-    found = {}
+    found, engines = {}, []
+
+    def fp32_only(model, images, pre, engine):
+        engines.append(engine)
+        return predict(model, images, pre, engine)
+
     for bf16 in (False, True):
         cfg = AnalysisConfig(bf16=bf16, **kw)
-        subject = load_subject(run.path, cfg, data=data)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(analysis, "predict", fp32_only)
+            subject = load_subject(run.path, cfg, data=data)
         sal, _ = saliency(subject, cfg)
         occ, _ = occlusion(subject, cfg)
         found[bf16] = (
@@ -67,7 +75,8 @@ def test_bf16_analysis_finds_what_fp32_finds(trained):
             },
         )
     (p32, f32), (p16, f16) = found[False], found[True]
-    assert torch.equal(p32, p16)  # the explained classes are the fp32 model's predictions either way
+    assert [e.bf16 for e in engines] == [False, False]  # the explained classes are fp32 predictions either way
+    assert torch.equal(p32, p16)
     assert f32.keys() == f16.keys()
     # measured here: at most 4% of the interval (relevance) and 7% (probability drop)
     shift = {
@@ -83,3 +92,22 @@ def test_bf16_analysis_finds_what_fp32_finds(trained):
         return {k: region for k, (region, _) in best.items()}
 
     assert len(top(f32)) == 3 * 7 and top(f32) == top(f16)
+
+
+def test_occlusion_accuracy_drop_is_against_its_own_pass_s_intact_prediction(trained):
+    """Under --bf16 the occlusion pass may predict an intact face differently from the fp32 model:
+    accuracy lost by a region compares that pass with itself, not with subject.preds."""
+    run, data = trained
+    cfg = AnalysisConfig(fills=("blur",), limit=70, n_boot=10, sanity_n=0, progress=False)
+    subject = load_subject(run.path, cfg, data=data)
+
+    def accuracy_drop(rows):
+        return {
+            (r["emotion"], r["region"]): r["estimate"]
+            for r in rows
+            if r["group"] == "true" and r["measure"] == "accuracy_drop"
+        }
+
+    before = accuracy_drop(occlusion(subject, cfg)[0])
+    subject.preds = (subject.labels + 1) % len(data.classes)  # every intact prediction wrong
+    assert accuracy_drop(occlusion(subject, cfg)[0]) == before

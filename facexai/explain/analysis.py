@@ -94,7 +94,8 @@ def load_subject(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _, engine, model, meta, data = open_run(run, cfg.device, data, data_root)
-    # channels_last: the same fp32 numbers, and bf16 (opt-in, only in _maps / occlusion) is fast only with it
+    # channels_last: the same fp32 numbers; bf16 (opt-in, only in _maps / occlusion) runs faster with it
+    # (benchmarks/explain_precision.py)
     engine = Engine(engine.device, bf16=cfg.bf16, channels_last=True)
     model = engine.model(model)
     landmarks, ok, provider, counts = landmarks_for(data, cfg.landmarks)
@@ -237,7 +238,8 @@ def occlusion(subject: Subject, cfg: AnalysisConfig) -> tuple[list[dict[str, Any
                 seed=cfg.seed,
             )
         res = {k: v.cpu() for k, v in res.items()}
-        base_correct = (subject.preds == subject.labels).float()  # (N,)
+        # the occlusion pass's own intact prediction (under --bf16 it may differ from subject.preds)
+        base_correct = (res["base_pred"] == subject.labels).float()  # (N,)
         occluded_correct = (res["pred"] == subject.labels[:, None]).float()  # (N, R)
         accuracy_drop = base_correct[:, None] - occluded_correct  # mean over images = accuracy lost
         rows += _grouped(res["drop"], subject, cfg, "occlusion", fill, "probability_drop")

@@ -78,11 +78,14 @@ def _leaf(module: nn.Module, args, output):
     """Forward hook: the layer's output re-rooted on a fresh leaf that requires grad (the graph cut).
 
     The clone keeps the leaf itself out of reach of a following in-place op (ReLU(inplace=True)).
-    The leaf is fp32, also under bf16 autocast: the library hands activations and gradients to numpy,
-    which has no bf16.
+    A half-precision output (bf16 autocast) becomes an fp32 leaf: the library hands activations and
+    gradients to numpy, which has no bf16.
     """
     if isinstance(output, torch.Tensor) and output.is_floating_point():
-        return output.detach().float().requires_grad_(True).clone()
+        leaf = output.detach()
+        if leaf.dtype in (torch.bfloat16, torch.float16):
+            leaf = leaf.float()
+        return leaf.requires_grad_(True).clone()
     return output
 
 

@@ -86,9 +86,10 @@ def integrated_gradients(
     `batch_size` images go to captum per call and captum evaluates their n_steps path points in
     forward passes of about `internal_batch_size` rows (images x steps together), so large inputs
     run in bounded memory (the small defaults suit a CPU, where chunks of 8-16 rows ran fastest;
-    on a GPU raise both). delta is captum's convergence delta, sum(attr) - (f(x) - f(x')) per image
-    (Gauss-Legendre rule); it shrinks as n_steps grows. Parameters are frozen for the call, so only
-    input gradients are computed.
+    on a GPU raise both). delta is the convergence delta, sum(attr) - (f(x) - f(x')) per image
+    (captum's Gauss-Legendre rule); it shrinks as n_steps grows. f(x) and f(x') are evaluated in
+    fp32 even under bf16 autocast, so the delta also holds the error of bf16 gradients against the
+    fp32 model. Parameters are frozen for the call, so only input gradients are computed.
     """
     if isinstance(baseline, str) and baseline != "blur":
         make_baseline(inputs[:1], baseline, pre)  # fail before any work on an unknown name or missing pre
@@ -102,14 +103,17 @@ def integrated_gradients(
         ig = IntegratedGradients(model)
         for s in batches(len(inputs), batch_size, progress, "integrated gradients"):
             x = inputs[s]  # (b, C, H, W)
-            attr, delta = ig.attribute(
+            base = make_baseline(x, per_image[s] if per_image is not None else baseline, pre, blur_sigma)
+            attr = ig.attribute(
                 x,
-                baselines=make_baseline(x, per_image[s] if per_image is not None else baseline, pre, blur_sigma),
+                baselines=base,
                 target=targets[s],
                 n_steps=n_steps,
                 internal_batch_size=max(internal_batch_size, len(x)),  # captum needs >= b rows
-                return_convergence_delta=True,
             )
             attributions[s] = attr.detach()
-            deltas[s] = delta.detach().reshape(-1)
+            with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+                t = targets[s, None]
+                change = model(x).float().gather(1, t) - model(base.contiguous()).float().gather(1, t)  # (b, 1)
+            deltas[s] = attributions[s].sum((1, 2, 3)) - change.squeeze(1)
     return attributions, deltas
