@@ -2,21 +2,23 @@
 
     python experiments/bf16_agreement.py FP32_DIR BF16_DIR --out DIR
 
-Both folders hold `saliency.csv` and `occlusion.csv` of the same run and split, one analysed in
-fp32 and one with --bf16. Per method (occlusion per fill), over the per-emotion region scores the
-report ranks by (map relevance; occlusion's drop in target probability), grouped by true emotion:
+Both folders hold `saliency.csv`, `occlusion.csv` and `provenance.json` of the same run, split
+and images, one analysed in fp32 and one with --bf16 (checked from provenance). For every table
+(grouping by true or predicted emotion x method x fill x measure), over its per-emotion region
+estimates:
 
-- max_abs_shift: the largest |bf16 - fp32| of a score;
-- max_shift_in_ci: the largest shift as a share of that score's fp32 95% interval width;
+- max_abs_shift: the largest |bf16 - fp32|;
+- max_shift_in_ci: the largest shift as a share of that estimate's fp32 95% interval width;
 - same_top_region: emotions whose top region is the same (of `emotions`);
 - min_spearman: the lowest per-emotion rank correlation of the regions between the two.
 
-Writes `agreement.csv` and `provenance.json` (both at the end).
+Writes `agreement.csv` and `provenance.json`, both at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -26,54 +28,80 @@ import torch
 from facexai.errors import FacexaiError
 from facexai.explain import importance as I
 from facexai.provenance import git_commit, now, provenance
-from facexai.report.report import method_scores, pivot
+from facexai.report.report import pivot
 from facexai.report.tables import read_csv, write_csv, write_json
 
+SAME = ("run", "data", "n_images")  # provenance fields both analyses must share
+SAME_CONFIG = ("split", "target", "limit", "landmarks", "margin", "ig_steps", "ig_baseline", "n_boot", "seed")
 
-def _tables(folder: Path) -> tuple[list[dict], list[dict]]:
-    missing = [n for n in ("saliency.csv", "occlusion.csv") if not (folder / n).is_file()]
+
+def _analyses(folder: Path) -> tuple[list[dict], dict]:
+    """Tidy rows of saliency.csv + occlusion.csv, and the per-analysis provenance entries."""
+    missing = [n for n in ("saliency.csv", "occlusion.csv", "provenance.json") if not (folder / n).is_file()]
     if missing:
-        raise FacexaiError(f"{folder}: no {' or '.join(missing)}; expected a saliency and occlude output folder")
-    return read_csv(folder / "saliency.csv"), read_csv(folder / "occlusion.csv")
+        raise FacexaiError(f"{folder}: no {', '.join(missing)}; expected a saliency and occlude output folder")
+    rows = read_csv(folder / "saliency.csv") + read_csv(folder / "occlusion.csv")
+    if not rows:
+        raise FacexaiError(f"{folder}: saliency.csv and occlusion.csv hold no rows")
+    return rows, json.loads((folder / "provenance.json").read_text()).get("analyses", {})
+
+
+def _check_pair(fp32: Path, p32: dict, bf16: Path, p16: dict) -> None:
+    for name in ("saliency", "occlusion"):
+        if name not in p32 or name not in p16:
+            raise FacexaiError(f"{fp32 if name not in p32 else bf16}/provenance.json: no {name} analysis")
+        a, b = p32[name], p16[name]
+        if a["config"].get("bf16", False) or not b["config"].get("bf16", False):
+            raise FacexaiError(f"{name}: expected fp32 in {fp32} and --bf16 in {bf16} (provenance config bf16)")
+        for key, x, y in [(k, a.get(k), b.get(k)) for k in SAME] + [
+            (k, a["config"].get(k), b["config"].get(k)) for k in SAME_CONFIG
+        ]:
+            if x != y:
+                raise FacexaiError(f"{name}: {key} differs: {x!r} in {fp32}, {y!r} in {bf16}")
 
 
 def agreement(fp32: Path, bf16: Path) -> list[dict]:
-    """One row per method (occlusion per fill): how far bf16 moved its per-emotion region scores."""
-    (sal32, occ32), (sal16, occ16) = _tables(fp32), _tables(bf16)
-    s32, s16 = method_scores(sal32, occ32), method_scores(sal16, occ16)
-    if s32.keys() != s16.keys():
-        raise FacexaiError(f"methods differ: {fp32} has {sorted(s32)}, {bf16} has {sorted(s16)}")
-    rows = []
-    for method, (emotions, regions, a) in s32.items():
-        e16, r16, b = s16[method]
-        if (e16, r16) != (emotions, regions):
-            raise FacexaiError(f"{method}: emotions or regions differ between {fp32} and {bf16}")
-        measure, fill = ("relevance", "") if "/" not in method else ("probability_drop", method.split("/")[1])
-        rows_of = sal32 if "/" not in method else occ32
-        name = method.split("/")[0]
-        lo = pivot(rows_of, name, measure, fill, key="ci_low")[2]
-        hi = pivot(rows_of, name, measure, fill, key="ci_high")[2]
+    """One row per table (group x method x fill x measure): how far bf16 moved its estimates."""
+    (rows32, p32), (rows16, p16) = _analyses(fp32), _analyses(bf16)
+    _check_pair(fp32, p32, bf16, p16)
+    tables = list(dict.fromkeys((r["group"], r["method"], r["fill"] or "", r["measure"]) for r in rows32))
+    if tables != list(dict.fromkeys((r["group"], r["method"], r["fill"] or "", r["measure"]) for r in rows16)):
+        raise FacexaiError(f"{fp32} and {bf16} hold different tables (groups, methods, fills or measures)")
+    out = []
+    for group, method, fill, measure in tables:
+        emotions, regions, a = pivot(rows32, method, measure, fill, group)
+        e16, r16, b = pivot(rows16, method, measure, fill, group)
+        if sorted(e16) != sorted(emotions) or sorted(r16) != sorted(regions):
+            raise FacexaiError(f"{group}/{method}/{fill}/{measure}: emotions or regions differ")
+        b = b[[e16.index(e) for e in emotions]][:, [r16.index(r) for r in regions]]  # (G, R) in fp32's order
+        lo = pivot(rows32, method, measure, fill, group, key="ci_low")[2]
+        hi = pivot(rows32, method, measure, fill, group, key="ci_high")[2]
         shift = (b - a).abs()  # (G, R)
-        in_ci = shift / (hi - lo)  # (G, R); NaN or inf where an emotion has too few faces for an interval
-        ok, ok_ci = torch.isfinite(shift), torch.isfinite(in_ci)
-        top_same = [
-            int(a[g].nan_to_num(-math.inf).argmax() == b[g].nan_to_num(-math.inf).argmax())
-            for g in range(len(emotions))
-            if torch.isfinite(a[g]).any()
-        ]
-        rows.append(
+        in_ci = shift / (hi - lo)  # NaN where an emotion has no interval; inf where it is 0 wide and moved
+        rho = I.agreement(a, b)  # (G,)
+        scored = [g for g in range(len(emotions)) if torch.isfinite(a[g]).any() and torch.isfinite(b[g]).any()]
+        out.append(
             {
+                "group": group,
                 "method": method,
+                "fill": fill,
                 "measure": measure,
-                "emotions": len(top_same),
+                "emotions": len(scored),
                 "regions": len(regions),
-                "max_abs_shift": float(shift[ok].max()),
-                "max_shift_in_ci": float(in_ci[ok_ci].max()) if ok_ci.any() else math.nan,
-                "same_top_region": sum(top_same),
-                "min_spearman": float(I.agreement(a, b).nan_to_num(math.inf).min()),
+                "max_abs_shift": _max(shift),
+                "max_shift_in_ci": _max(in_ci),
+                "same_top_region": sum(
+                    int(a[g].nan_to_num(-math.inf).argmax() == b[g].nan_to_num(-math.inf).argmax()) for g in scored
+                ),
+                "min_spearman": float(rho[~rho.isnan()].min()) if (~rho.isnan()).any() else math.nan,
             }
         )
-    return rows
+    return out
+
+
+def _max(t: torch.Tensor) -> float:
+    kept = t[~t.isnan()]
+    return float(kept.max()) if len(kept) else math.nan
 
 
 def main() -> None:
@@ -84,17 +112,24 @@ def main() -> None:
     args = p.parse_args()
     started, commit = now(), git_commit()
     try:
+        if args.out.resolve() in (args.fp32.resolve(), args.bf16.resolve()):
+            raise FacexaiError(f"--out {args.out} is an input folder; its agreement.csv and provenance.json are kept")
         rows = agreement(args.fp32, args.bf16)
     except FacexaiError as e:
         sys.exit(f"error: {e}")
+    except (KeyError, ValueError) as e:
+        sys.exit(f"error: {args.fp32} or {args.bf16}: malformed table or provenance ({type(e).__name__}: {e})")
     for r in rows:
-        print(
-            f"{r['method']:16s} max shift {r['max_abs_shift']:.4f} ({100 * r['max_shift_in_ci']:.1f}% of its CI)  "
-            f"top region same {r['same_top_region']}/{r['emotions']}  min spearman {r['min_spearman']:.3f}"
-        )
-    write_csv(args.out / "agreement.csv", rows)
+        if r["group"] == "true" and r["measure"] in ("relevance", "probability_drop"):
+            print(
+                f"{r['method']:10s} {r['fill']:6s} {r['measure']:17s} max shift {r['max_abs_shift']:.4f} "
+                f"({100 * r['max_shift_in_ci']:.1f}% of its CI)  top region same {r['same_top_region']}/"
+                f"{r['emotions']}  min spearman {r['min_spearman']:.3f}"
+            )
     config = {"fp32": str(args.fp32), "bf16": str(args.bf16), "out": str(args.out)}
-    write_json(args.out / "provenance.json", provenance(config, torch.device("cpu"), started, commit))
+    record = provenance(config, torch.device("cpu"), started, commit)
+    write_csv(args.out / "agreement.csv", rows)
+    write_json(args.out / "provenance.json", record)
 
 
 if __name__ == "__main__":
