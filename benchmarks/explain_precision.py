@@ -2,8 +2,9 @@
 
     python benchmarks/explain_precision.py --threads 2 --n 16 [--out results/benchmarks/explain-precision]
 
-For facexai.explain's batched Grad-CAM, integrated gradients (32 steps) and region occlusion
-(8 regions, blur fill, as `occlude` by default), prints the median images/s of --repeats runs of
+For facexai.explain's batched Grad-CAM, integrated gradients (32 steps, constant baseline like
+the default black) and region occlusion (8 regions, blur fill), batched as `saliency` and
+`occlude` batch them (32 rows), prints the median images/s of --repeats runs of
   fp32:          contiguous model and inputs (the analysis path before channels_last),
   fp32 cl:       channels_last (what `saliency` / `occlude` run by default),
   bf16:          contiguous under bf16 autocast,
@@ -23,12 +24,14 @@ from pathlib import Path
 import torch
 from explain_throughput import REGIONS, STEPS, parser, problem, rate, save  # benchmarks/ is on sys.path as a script
 
+from facexai.explain.analysis import AnalysisConfig
 from facexai.explain.gradcam import cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
 from facexai.models import cam_layer
 from facexai.provenance import git_commit, now
 
+BATCH = AnalysisConfig.batch_size  # rows per forward pass in the analysis
 VARIANTS = {"fp32": (False, False), "fp32 cl": (True, False), "bf16": (False, True), "bf16 cl": (True, True)}
 
 
@@ -36,9 +39,9 @@ def calls(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, regions: tor
     """Each batched method as fn(k): explain the first k images."""
     layer = cam_layer(model, "seed_vgg")
     return {
-        "gradcam": lambda k: cam_maps(model, layer, x[:k], t[:k]),
+        "gradcam": lambda k: cam_maps(model, layer, x[:k], t[:k], batch_size=BATCH),
         "ig": lambda k: integrated_gradients(model, x[:k], t[:k], baseline="mean", n_steps=STEPS),
-        "occlusion": lambda k: occlude(model, x[:k], t[:k], regions[:k], REGIONS, fill="blur"),
+        "occlusion": lambda k: occlude(model, x[:k], t[:k], regions[:k], REGIONS, fill="blur", batch_size=BATCH),
     }
 
 

@@ -31,7 +31,7 @@ from facexai.provenance import git_commit, now, provenance
 from facexai.report.report import pivot
 from facexai.report.tables import read_csv, write_csv, write_json
 
-SAME = ("run", "data", "n_images")  # provenance fields both analyses must share
+SAME = ("data", "n_images")  # provenance fields both analyses must share (run paths may differ: a copied run)
 SAME_CONFIG = ("split", "target", "limit", "landmarks", "margin", "ig_steps", "ig_baseline", "n_boot", "seed")
 
 
@@ -51,6 +51,8 @@ def _check_pair(fp32: Path, p32: dict, bf16: Path, p16: dict) -> None:
         if name not in p32 or name not in p16:
             raise FacexaiError(f"{fp32 if name not in p32 else bf16}/provenance.json: no {name} analysis")
         a, b = p32[name], p16[name]
+        if a.get("run") != b.get("run"):
+            print(f"note: {name} ran on {a.get('run')} and on {b.get('run')}; assumed the same model", file=sys.stderr)
         if a["config"].get("bf16", False) or not b["config"].get("bf16", False):
             raise FacexaiError(f"{name}: expected fp32 in {fp32} and --bf16 in {bf16} (provenance config bf16)")
         for key, x, y in [(k, a.get(k), b.get(k)) for k in SAME] + [
@@ -65,7 +67,7 @@ def agreement(fp32: Path, bf16: Path) -> list[dict]:
     (rows32, p32), (rows16, p16) = _analyses(fp32), _analyses(bf16)
     _check_pair(fp32, p32, bf16, p16)
     tables = list(dict.fromkeys((r["group"], r["method"], r["fill"] or "", r["measure"]) for r in rows32))
-    if tables != list(dict.fromkeys((r["group"], r["method"], r["fill"] or "", r["measure"]) for r in rows16)):
+    if set(tables) != {(r["group"], r["method"], r["fill"] or "", r["measure"]) for r in rows16}:
         raise FacexaiError(f"{fp32} and {bf16} hold different tables (groups, methods, fills or measures)")
     out = []
     for group, method, fill, measure in tables:

@@ -185,6 +185,7 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     assert "top region is evidence" in result.output  # the recovery table
     report = (out / "report.md").read_text()
     assert report.count("\n- **") == 7  # one headline per emotion
+    assert "Precision: occlusion ran under bf16 autocast" in report
     result = invoke("occlude", "--run", run, "--out", out, "--region", "ears")
     assert result.exit_code == 2 and "unknown region" in result.stderr
 

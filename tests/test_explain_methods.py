@@ -19,6 +19,7 @@ from facexai.errors import ConfigError
 from facexai.explain.gradcam import CAM_METHODS, cam_maps
 from facexai.explain.integrated import integrated_gradients, make_baseline
 from facexai.explain.occlusion import occlude, occlude_reference
+from facexai.models import cam_layer, create_model
 
 S = 16  # image side
 MOUTH = (slice(10, 14), slice(5, 11))  # rows, cols of the box MouthReader reads
@@ -287,16 +288,26 @@ def test_results_do_not_depend_on_batch_size():
             torch.testing.assert_close(o2[key], o64[key])
 
 
-def test_results_do_not_depend_on_memory_format():
+@pytest.mark.parametrize("net", ["smooth_net", "seed_vgg"])
+def test_results_do_not_depend_on_memory_format(net):
     """The analysis runs channels_last (which --bf16 needs to be fast); the numbers are the contiguous ones."""
-    model, x = smooth_net(), torch.randn(5, 3, S, S)
-    t, regions = torch.tensor([0, 1, 2, 0, 1]), torch.randint(0, 4, (5, S, S))
+    if net == "seed_vgg":  # batch norm, max-pooling, in-place ReLU; random weights and statistics
+        torch.manual_seed(0)
+        model, x = create_model("seed_vgg", 3, 3), torch.randn(3, 3, 48, 48)
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1), m.running_var.uniform_(0.5, 2)
+        model, layer_of = model.eval(), lambda m: cam_layer(m, "seed_vgg")
+    else:
+        model, x, layer_of = smooth_net(), torch.randn(3, 3, S, S), lambda m: m[3]
+    t, regions = torch.tensor([0, 1, 2]), torch.randint(0, 4, (3, *x.shape[-2:]))
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     cl_x = x.contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(cam_maps(model, model[3], x, t), cam_maps(cl_model, cl_model[3], cl_x, t))
+    torch.testing.assert_close(cam_maps(model, layer_of(model), x, t), cam_maps(cl_model, layer_of(cl_model), cl_x, t))
     a, d = integrated_gradients(model, x, t, baseline="blur", n_steps=8)
     cl_a, cl_d = integrated_gradients(cl_model, cl_x, t, baseline="blur", n_steps=8)
-    torch.testing.assert_close(a, cl_a, atol=1e-6, rtol=1e-4)
+    # summation order differs; through seed_vgg's max-pooling single pixels move by ~0.1% of the largest
+    torch.testing.assert_close(a, cl_a, atol=1e-3 * float(a.abs().max()), rtol=1e-4)
     torch.testing.assert_close(d, cl_d, atol=1e-5, rtol=1e-3)
     o, cl_o = occlude(model, x, t, regions, 3, fill="blur"), occlude(cl_model, cl_x, t, regions, 3, fill="blur")
     for key in o:

@@ -252,6 +252,13 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
             "emotion with 95% bootstrap intervals; every number comes from the CSV tables beside this file.",
             "",
         ]
+    half = [name for name, a in analyses.items() if a.get("config", {}).get("bf16")]
+    if half:
+        lines += [
+            f"Precision: {' and '.join(half)} ran under bf16 autocast (`--bf16`), the rest in fp32. bf16 is "
+            "faster and less exact: trust the rankings more than the last digits.",
+            "",
+        ]
     lines += ["## Headline per emotion", ""]
     lines += [f"- {headline(e, scores, occlusion, fill)}" for e in emotions] + [""]
 
