@@ -73,10 +73,24 @@ def plateau_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> tor
     )
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """bf16 autocast pays off only with hardware bf16 (CUDA Ampere+, or CPUs with AVX-512 BF16 / AMX)."""
+def bf16_supported(device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """bf16 autocast pays off only with hardware bf16 (CUDA Ampere+, or CPUs with AVX-512 BF16 / AMX).
+
+    oneDNN's own check (`_is_mkldnn_bf16_supported`) is true on any AVX-512 CPU, where bf16 is
+    emulated and slower than fp32; so on Linux the CPU flags decide (x86 avx512_bf16 / amx_bf16,
+    Arm bf16), and oneDNN's check only where they cannot be read.
+    """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    try:
+        flags = {
+            f for line in Path(cpuinfo).read_text().splitlines() if line.startswith(("flags", "Features"))
+            for f in line.split(":", 1)[1].split()
+        }  # fmt: skip
+    except OSError:
+        flags = set()
+    if flags:
+        return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

@@ -9,7 +9,7 @@ from toy import bars
 import facexai.training as T
 from facexai.config import AugmentConfig, DataConfig, TrainConfig
 from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
-from facexai.training import evaluate, fit, load_checkpoint, resolve_device, soft_cross_entropy
+from facexai.training import bf16_supported, evaluate, fit, load_checkpoint, resolve_device, soft_cross_entropy
 
 FAST = TrainConfig(
     epochs=3,
@@ -150,3 +150,24 @@ def test_a_label_mode_is_not_silently_dropped_when_the_data_comes_in_memory(tmp_
 def test_an_unknown_device_name_is_a_config_error_that_names_it():
     with pytest.raises(ConfigError, match="'gpu0'"):
         resolve_device("gpu0")
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ("fpu sse avx2 avx512f avx512bw avx512vl avx512dq", False),  # AVX-512 without BF16: emulated, slow
+        ("fpu avx2 avx512f avx512bw avx512_bf16", True),
+        ("fpu avx2 avx512bw amx_bf16 amx_tile", True),
+        ("fpu sse4_2 avx2", False),
+    ],
+)
+def test_cpu_bf16_is_native_hardware_bf16_only(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    assert bf16_supported(torch.device("cpu"), cpuinfo) is expected
+
+
+def test_arm_cpu_bf16_reads_the_features_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert bf16_supported(torch.device("cpu"), cpuinfo)
