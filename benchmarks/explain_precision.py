@@ -19,17 +19,15 @@ import copy
 import math
 import statistics
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from explain_throughput import REGIONS, STEPS, parser, problem, rate, save  # benchmarks/ is on sys.path as a script
+from explain_throughput import REGIONS, STEPS, parser, rate, save, start  # benchmarks/ is on sys.path as a script
 
 from facexai.explain.analysis import AnalysisConfig
 from facexai.explain.gradcam import cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
 from facexai.models import cam_layer
-from facexai.provenance import git_commit, now
 
 BATCH = AnalysisConfig.batch_size  # rows per forward pass in the analysis
 VARIANTS = {"fp32": (False, False), "fp32 cl": (True, False), "bf16": (False, True), "bf16 cl": (True, True)}
@@ -48,13 +46,8 @@ def calls(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, regions: tor
 def main() -> None:
     p = parser(__doc__, 16)
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is kept")
-    p.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and provenance.json")
     args = p.parse_args()
-    started, commit = now(), git_commit()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    base, x0, t, regions = problem(args.n, args.size, device)
+    started, commit, device, base, x0, t, regions = start(args)
     print(
         f"seed_vgg {args.size}x{args.size}, n {args.n}, device {device}, threads {torch.get_num_threads()}, "
         f"IG {STEPS} steps, occlusion {REGIONS} regions",

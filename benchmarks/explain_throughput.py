@@ -52,7 +52,17 @@ def parser(doc: str, n: int) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--size", type=int, default=100, help="input side, pixels")
+    p.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and provenance.json")
     return p
+
+
+def start(args: argparse.Namespace):
+    """(started, commit, device, *problem): the run's provenance start, threads set, random problem."""
+    started, commit = now(), git_commit()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    return started, commit, device, *problem(args.n, args.size, device)
 
 
 def problem(n: int, size: int, device: torch.device):
@@ -78,13 +88,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=None, help="rows per forward, batched paths")
     p.add_argument("--channels-last", action="store_true", help="channels_last model and inputs (both paths)")
     p.add_argument("--only", default="gradcam,ig,occlusion", help="comma-separated subset of the methods")
-    p.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and provenance.json")
     args = p.parse_args()
-    started, commit = now(), git_commit()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    model, x, t, regions = problem(args.n, args.size, device)
+    started, commit, device, model, x, t, regions = start(args)
     layer = cam_layer(model, "seed_vgg")
     if args.channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
