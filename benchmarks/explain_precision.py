@@ -45,7 +45,6 @@ def calls(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, regions: tor
 
 def main() -> None:
     p = parser(__doc__, 16)
-    p.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is kept")
     args = p.parse_args()
     started, commit, device, base, x0, t, regions = start(args)
     print(

@@ -1,18 +1,26 @@
 """Attribution throughput of the seed network: facexai's batched paths vs the libraries called per image.
 
     python benchmarks/explain_throughput.py --threads 1 --n 8 [--out results/benchmarks/explain-throughput]
+    python benchmarks/explain_throughput.py --threads 2 --n 16 --bf16   # facexai --bf16 vs the libraries in fp32
 
 For Grad-CAM (pytorch-grad-cam GradCAM), integrated gradients (captum, 32 steps) and region
 occlusion (8 regions, mean fill), prints images/s of
   per image: the library called once per image (GradCAM built once, then one image per call;
              IntegratedGradients and FeatureAblation one image per attribute call), and
   batched:   facexai.explain's cam_maps / integrated_gradients / occlude over all n images,
-and the ratio batched / per image. Random weights and inputs (speed does not depend on training).
+and the ratio batched / per image (medians of --repeats runs). Random weights and inputs (speed
+does not depend on training).
+With --bf16 the batched path runs as `saliency --bf16` / `occlude --bf16` do (channels_last, bf16
+autocast) while the per-image path stays the libraries in fp32: the speed-up over gluing the
+libraries by hand, side by side in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +61,7 @@ def parser(doc: str, n: int) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--size", type=int, default=100, help="input side, pixels")
     p.add_argument("--out", type=Path, default=None, help="folder for throughput.csv and provenance.json")
+    p.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is kept")
     return p
 
 
@@ -88,11 +97,16 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=None, help="rows per forward, batched paths")
     p.add_argument("--channels-last", action="store_true", help="channels_last model and inputs (both paths)")
     p.add_argument("--only", default="gradcam,ig,occlusion", help="comma-separated subset of the methods")
+    p.add_argument("--bf16", action="store_true", help="batched paths channels_last under bf16 autocast (as --bf16)")
     args = p.parse_args()
     started, commit, device, model, x, t, regions = start(args)
-    layer = cam_layer(model, "seed_vgg")
     if args.channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    layer = cam_layer(model, "seed_vgg")
+    fast, xf, fast_layer = model, x, layer  # what the batched paths run on
+    if args.bf16:  # a channels_last copy: .to converts in place, and the per-image path keeps `model`
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        xf, fast_layer = x.contiguous(memory_format=torch.channels_last), cam_layer(fast, "seed_vgg")
     cam_kw = {"batch_size": args.batch} if args.batch else {}
     ig_kw = {"batch_size": max(1, args.batch // STEPS), "internal_batch_size": args.batch} if args.batch else {}
     occ_kw = {"batch_size": args.batch} if args.batch else {}
@@ -120,31 +134,32 @@ def main() -> None:
                 fa.attribute(x[i : i + 1], baselines=0.0, target=int(t[i]), feature_mask=regions[i : i + 1, None])
 
     methods = {  # name -> (per image over the first k images, batched over the first k images)
-        "gradcam": (gradcam_per_image, lambda k: cam_maps(model, layer, x[:k], t[:k], **cam_kw)),
+        "gradcam": (gradcam_per_image, lambda k: cam_maps(fast, fast_layer, xf[:k], t[:k], **cam_kw)),
         "ig": (
             ig_per_image,
-            lambda k: integrated_gradients(model, x[:k], t[:k], baseline="mean", n_steps=STEPS, **ig_kw),
+            lambda k: integrated_gradients(fast, xf[:k], t[:k], baseline="mean", n_steps=STEPS, **ig_kw),
         ),
         "occlusion": (
             occlusion_per_image,
-            lambda k: occlude(model, x[:k], t[:k], regions[:k], REGIONS, fill="mean", **occ_kw),
+            lambda k: occlude(fast, xf[:k], t[:k], regions[:k], REGIONS, fill="mean", **occ_kw),
         ),
     }
     print(
         f"seed_vgg {args.size}x{args.size}, n {args.n}, device {device}, threads {torch.get_num_threads()}, "
-        f"channels_last {args.channels_last}, batch {args.batch or 'default'}, IG {STEPS} steps, "
-        f"occlusion {REGIONS} regions",
+        f"channels_last {args.channels_last}, batched bf16 {args.bf16}, batch {args.batch or 'default'}, "
+        f"IG {STEPS} steps, occlusion {REGIONS} regions",
         flush=True,
     )
     rows = []
     for name in args.only.split(","):
         per_image, batched = methods[name]
         per_image(2)  # warm-up: kernel selection, allocator
-        batched(2)
-        slow = rate(per_image, args.n, device)
-        fast = rate(batched, args.n, device)
-        print(f"{name:10s} per image {slow:8.2f} img/s   batched {fast:8.2f} img/s   x{fast / slow:.2f}", flush=True)
-        rows.append({"method": name, "per_image_img_s": slow, "batched_img_s": fast, "ratio": fast / slow})
+        slow = statistics.median(rate(per_image, args.n, device) for _ in range(args.repeats))
+        with torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext():
+            batched(2)
+            quick = statistics.median(rate(batched, args.n, device) for _ in range(args.repeats))
+        print(f"{name:10s} per image {slow:8.2f} img/s   batched {quick:8.2f} img/s   x{quick / slow:.2f}", flush=True)
+        rows.append({"method": name, "per_image_img_s": slow, "batched_img_s": quick, "ratio": quick / slow})
     save(args, rows, device, started, commit)
 
 
