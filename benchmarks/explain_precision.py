@@ -4,7 +4,7 @@
 
 For facexai.explain's batched Grad-CAM, integrated gradients (32 steps, constant baseline like
 the default black) and region occlusion (8 regions, blur fill), batched as `saliency` and
-`occlude` batch them (32 rows), prints the median images/s of --repeats runs of
+`occlude` batch them (AnalysisConfig.batch_size rows), prints the median images/s of --repeats runs of
   fp32:          contiguous model and inputs (the analysis path before channels_last),
   fp32 cl:       channels_last (what `saliency` / `occlude` run by default),
   bf16:          contiguous under bf16 autocast,
