@@ -69,7 +69,7 @@ def main() -> None:
                 rows.append(
                     {"method": name, "variant": variant, "img_s": ips, "ratio_to_fp32": r32, "ratio_to_fp32_cl": rcl}
                 )
-    save(args, rows, device, started, commit)
+    save(args, rows, device, started, commit, batch=BATCH)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from captum.attr import FeatureAblation, IntegratedGradients
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from facexai.explain.analysis import AnalysisConfig
 from facexai.explain.gradcam import cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
@@ -84,17 +85,24 @@ def problem(n: int, size: int, device: torch.device):
     return model, x, t, regions
 
 
-def save(args: argparse.Namespace, rows: list[dict], device: torch.device, started: str, commit: str | None) -> None:
-    """throughput.csv and provenance.json under --out, if given."""
+def save(
+    args: argparse.Namespace, rows: list[dict], device: torch.device, started: str, commit: str | None, **extra
+) -> None:
+    """throughput.csv and provenance.json under --out, if given; `extra` goes into the recorded config."""
     if args.out is not None:
         write_csv(args.out / "throughput.csv", rows)
-        config = vars(args) | {"out": str(args.out), "threads": torch.get_num_threads(), "ig_steps": STEPS}
+        config = vars(args) | {"out": str(args.out), "threads": torch.get_num_threads(), "ig_steps": STEPS} | extra
         write_json(args.out / "provenance.json", provenance(config, device, started, commit))
 
 
 def main() -> None:
     p = parser(__doc__, 64)
-    p.add_argument("--batch", type=int, default=None, help="rows per forward, batched paths")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="rows per forward, batched Grad-CAM and occlusion (default: the analysis' batch size)",
+    )
     p.add_argument("--channels-last", action="store_true", help="channels_last model and inputs (both paths)")
     p.add_argument("--only", default="gradcam,ig,occlusion", help="comma-separated subset of the methods")
     p.add_argument("--bf16", action="store_true", help="batched paths channels_last under bf16 autocast (as --bf16)")
@@ -107,9 +115,8 @@ def main() -> None:
     if args.bf16:  # a channels_last copy: .to converts in place, and the per-image path keeps `model`
         fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
         xf, fast_layer = x.contiguous(memory_format=torch.channels_last), cam_layer(fast, "seed_vgg")
-    cam_kw = {"batch_size": args.batch} if args.batch else {}
+    rows_per_pass = args.batch or AnalysisConfig.batch_size  # Grad-CAM and occlusion, as the analysis batches
     ig_kw = {"batch_size": max(1, args.batch // STEPS), "internal_batch_size": args.batch} if args.batch else {}
-    occ_kw = {"batch_size": args.batch} if args.batch else {}
 
     def gradcam_per_image(k: int) -> None:
         with GradCAM(model=model, target_layers=[layer]) as cam:
@@ -134,19 +141,19 @@ def main() -> None:
                 fa.attribute(x[i : i + 1], baselines=0.0, target=int(t[i]), feature_mask=regions[i : i + 1, None])
 
     methods = {  # name -> (per image over the first k images, batched over the first k images)
-        "gradcam": (gradcam_per_image, lambda k: cam_maps(fast, fast_layer, xf[:k], t[:k], **cam_kw)),
+        "gradcam": (gradcam_per_image, lambda k: cam_maps(fast, fast_layer, xf[:k], t[:k], batch_size=rows_per_pass)),
         "ig": (
             ig_per_image,
             lambda k: integrated_gradients(fast, xf[:k], t[:k], baseline="mean", n_steps=STEPS, **ig_kw),
         ),
         "occlusion": (
             occlusion_per_image,
-            lambda k: occlude(fast, xf[:k], t[:k], regions[:k], REGIONS, fill="mean", **occ_kw),
+            lambda k: occlude(fast, xf[:k], t[:k], regions[:k], REGIONS, fill="mean", batch_size=rows_per_pass),
         ),
     }
     print(
         f"seed_vgg {args.size}x{args.size}, n {args.n}, device {device}, threads {torch.get_num_threads()}, "
-        f"channels_last {args.channels_last}, batched bf16 {args.bf16}, batch {args.batch or 'default'}, "
+        f"channels_last {args.channels_last}, batched bf16 {args.bf16}, batch {rows_per_pass}, "
         f"IG {STEPS} steps, occlusion {REGIONS} regions",
         flush=True,
     )
@@ -160,7 +167,15 @@ def main() -> None:
             quick = statistics.median(rate(batched, args.n, device) for _ in range(args.repeats))
         print(f"{name:10s} per image {slow:8.2f} img/s   batched {quick:8.2f} img/s   x{quick / slow:.2f}", flush=True)
         rows.append({"method": name, "per_image_img_s": slow, "batched_img_s": quick, "ratio": quick / slow})
-    save(args, rows, device, started, commit)
+    save(
+        args,
+        rows,
+        device,
+        started,
+        commit,
+        batched_rows=rows_per_pass,
+        batched_channels_last=args.channels_last or args.bf16,
+    )
 
 
 if __name__ == "__main__":
