@@ -67,10 +67,15 @@ def device_info(device: torch.device | str = "cpu") -> dict[str, str | int]:
     }
 
 
+def command() -> str:
+    """This process's command line, program by its file name."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def provenance(config: dict, device: torch.device | str, started: str, commit: str | None, **extra) -> dict:
     """`commit` is taken when the work starts: HEAD may move while a long run goes on."""
     return {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command(),
         "config": config,
         "git_commit": commit,
         "versions": versions(),

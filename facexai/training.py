@@ -29,7 +29,7 @@ from facexai.data.augment import Preprocess, channel_stats, prepare, random_affi
 from facexai.data.cache import atomic_save
 from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
 from facexai.models import create_model, get_spec
-from facexai.provenance import git_commit, now, provenance
+from facexai.provenance import command, git_commit, now, provenance
 from facexai.report import figures
 from facexai.report.tables import read_csv, write_csv, write_json
 
@@ -226,12 +226,17 @@ def fit(
     scheduler = plateau_scheduler(optimizer, cfg)
     history: list[dict[str, Any]] = []
     best = {"epoch": 0, "score": None, "state_dict": None}
+    # each start and resume of the run: a resumed segment may run other code than the start
+    segments = [{"command": command(), "git_commit": commit, "started": started, "after_epoch": 0}]
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best = state["history"], state["best"]
+        segment = {"command": command(), "git_commit": commit, "started": started, "after_epoch": len(history)}
         started, commit = state.get("started", started), state.get("commit", commit)
+        first = {"command": None, "git_commit": commit, "started": started, "after_epoch": 0}  # older state.pt
+        segments = [*state.get("segments", [first]), segment]
         console.print(f"resuming {partial} after epoch {len(history)}")
     partial.mkdir(parents=True, exist_ok=True)
     config = to_dict(cfg)
@@ -298,6 +303,7 @@ def fit(
                     "best": best,
                     "started": started,
                     "commit": commit,
+                    "segments": segments,
                 },
                 partial / "state.pt",
             )
@@ -368,6 +374,7 @@ def fit(
             },
             train_seconds=round(seconds, 1),
             resumed=state is not None,
+            segments=segments,
         ),
     )
     (partial / "state.pt").unlink()

@@ -88,6 +88,9 @@ def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
     resumed = fit(cfg, data=bars(), resume=partial, progress=False)
     assert losses(resumed) == losses(whole)
     assert not partial.exists() and (resumed.path / "metrics.json").is_file()
+    segments = json.loads((resumed.path / "provenance.json").read_text())["segments"]
+    assert [s["after_epoch"] for s in segments] == [0, 1]  # the start, and the resume after epoch 1
+    assert all(s["command"] and s["started"] for s in segments)
 
 
 def flat_validation(monkeypatch):
