@@ -233,10 +233,9 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best = state["history"], state["best"]
-        segment = {"command": command(), "git_commit": commit, "started": started, "after_epoch": len(history)}
-        started, commit = state.get("started", started), state.get("commit", commit)
-        first = {"command": None, "git_commit": commit, "started": started, "after_epoch": 0}  # older state.pt
-        segments = [*state.get("segments", [first]), segment]
+        older = {"command": None, "git_commit": state.get("commit"), "started": state.get("started"), "after_epoch": 0}
+        segments = [*state.get("segments", [older]), {**segments[0], "after_epoch": len(history)}]
+        started, commit = segments[0]["started"], segments[0]["git_commit"]  # the run's, not this resume's
         console.print(f"resuming {partial} after epoch {len(history)}")
     partial.mkdir(parents=True, exist_ok=True)
     config = to_dict(cfg)
@@ -301,9 +300,7 @@ def fit(
                     "scheduler": scheduler.state_dict(),
                     "history": history,
                     "best": best,
-                    "started": started,
-                    "commit": commit,
-                    "segments": segments,
+                    "segments": segments,  # the first one's start and commit are the run's
                 },
                 partial / "state.pt",
             )
