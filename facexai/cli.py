@@ -119,7 +119,9 @@ def train(
     bf16: Annotated[
         bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: where the hardware has it).")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch (with --resume: for the rest of the run).")
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder that receives the run folder [default: runs].")
     ] = None,
@@ -135,7 +137,7 @@ def train(
         options = {"--data-root": data_root, "--config": config, "--epochs": epochs, "--lr": lr}
         options |= {"--batch-size": batch_size, "--seed": seed, "--model": model, "--label-mode": label_mode}
         options |= {"--classes": classes, "--split": split, "--device": device, "--bf16": bf16}
-        _resumable(resume, dataset, options | {"--threads": threads, "--out": out_dir})
+        _resumable(resume, dataset, options | {"--out": out_dir})  # --threads may change: it sets speed only
     cfg = load_config(config) if config else recipe(dataset.value)
     cfg = override(
         cfg,
@@ -155,7 +157,7 @@ def train(
             "data.split": split.value if split else None,
         },
     )
-    run = fit(cfg, out=out_dir or Path("runs"), resume=resume, progress=progress, console=err)
+    run = fit(cfg, out=out_dir or Path("runs"), resume=resume, progress=progress, console=err, threads=threads)
     out.print(_metrics_table(run.metrics, f"{run.path}: test accuracy {run.metrics['accuracy']:.4f}"))
     out.print(str(run.path))
 

@@ -184,8 +184,13 @@ def fit(
     resume: str | Path | None = None,
     progress: bool = True,
     console: Console | None = None,
+    threads: int | None = None,
 ) -> Run:
-    """Train by `cfg`, evaluate the chosen epoch on the test split, and return the finished run folder."""
+    """Train by `cfg`, evaluate the chosen epoch on the test split, and return the finished run folder.
+
+    `threads` overrides `cfg.threads` (also on resume, where the saved recipe is otherwise kept); each
+    segment of the run records the thread count it ran with, since float sums may differ in the last bits.
+    """
     console = console or Console(stderr=True)
     started, commit = now(), git_commit()
     if resume is not None:
@@ -206,8 +211,8 @@ def fit(
         raise ConfigError(f"monitor must be val_loss or val_acc, got {cfg.monitor!r}")
     if cfg.optimizer not in ("adam", "sgd"):
         raise ConfigError(f"optimizer must be adam or sgd, got {cfg.optimizer!r}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if threads or cfg.threads:
+        torch.set_num_threads(threads or cfg.threads)
     torch.manual_seed(cfg.seed)
     engine = Engine.from_config(cfg)
     spec = get_spec(cfg.model)
@@ -228,6 +233,7 @@ def fit(
     best = {"epoch": 0, "score": None, "state_dict": None}
     # each start and resume of the run: a resumed segment may run other code than the start
     segments = [{"command": command(), "git_commit": commit, "started": started, "after_epoch": 0}]
+    segments[0]["threads"] = torch.get_num_threads()
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -67,9 +67,8 @@ def test_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path):
     assert losses(a) != losses(c)
 
 
-def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
-    cfg = dataclasses.replace(FAST, augment=AugmentConfig())
-    whole = fit(cfg, out=tmp_path / "whole", data=bars(), progress=False)
+def interrupted_in_epoch_2(cfg, out, monkeypatch):
+    """Train `cfg` until a KeyboardInterrupt in epoch 2; return the run's .partial folder."""
     real = T.random_affine
     calls = {"n": 0}
 
@@ -81,9 +80,16 @@ def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
 
     monkeypatch.setattr(T, "random_affine", crash_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, out=tmp_path / "cut", data=bars(), progress=False)
+        fit(cfg, out=out, data=bars(), progress=False)
     monkeypatch.setattr(T, "random_affine", real)
-    (partial,) = (tmp_path / "cut").glob(".*.partial")
+    (partial,) = out.glob(".*.partial")
+    return partial
+
+
+def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(FAST, augment=AugmentConfig())
+    whole = fit(cfg, out=tmp_path / "whole", data=bars(), progress=False)
+    partial = interrupted_in_epoch_2(cfg, tmp_path / "cut", monkeypatch)
     assert (partial / "state.pt").is_file() and not (partial / "metrics.json").exists()
     resumed = fit(cfg, data=bars(), resume=partial, progress=False)
     assert losses(resumed) == losses(whole)
@@ -91,6 +97,19 @@ def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
     segments = json.loads((resumed.path / "provenance.json").read_text())["segments"]
     assert [s["after_epoch"] for s in segments] == [0, 1]  # the start, and the resume after epoch 1
     assert all(s["command"] and s["started"] for s in segments)
+
+
+def test_a_resume_may_change_the_thread_count_and_each_segment_records_its_own(tmp_path, monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        partial = interrupted_in_epoch_2(dataclasses.replace(FAST, threads=2), tmp_path, monkeypatch)
+        resumed = fit(FAST, data=bars(), resume=partial, progress=False, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((resumed.path / "config.json").read_text())["threads"] == 2  # the saved recipe is kept
+    segments = json.loads((resumed.path / "provenance.json").read_text())["segments"]
+    assert [(s["after_epoch"], s["threads"]) for s in segments] == [(0, 2), (1, 1)]
 
 
 def flat_validation(monkeypatch):
