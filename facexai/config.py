@@ -42,8 +42,13 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     lr: float = 0.001
-    optimizer: str = "adam"  # adam | sgd
+    optimizer: str = "adam"  # adam | adamw | sgd
+    momentum: float = 0.0  # sgd only
+    nesterov: bool = False  # sgd only
     weight_decay: float = 0.0
+    schedule: str = "plateau"  # plateau (Keras' reduce-on-plateau, per epoch) | onecycle (per batch)
+    warmup: float = 0.25  # onecycle: share of all steps spent raising the rate to `lr`, then annealed to ~0
+    anneal: str = "cos"  # onecycle: cos | linear
     lr_factor: float = 0.1  # reduce-on-plateau multiplier
     lr_patience: int = 3  # epochs without improvement of `monitor` before lr *= lr_factor
     min_lr: float = 0.0
@@ -51,6 +56,10 @@ class TrainConfig:
     monitor: str = "val_loss"  # val_loss | val_acc: picks the best epoch and drives the schedule
     restore_best: bool = True  # evaluate and keep the best epoch's weights, else the last epoch's
     soft_labels: bool = True  # cross-entropy against vote distributions where the data set has them
+    label_smoothing: float = 0.0  # targets mixed with the uniform distribution by this share
+    ema_decay: float | None = None  # per-step decay of an exponential moving average of the weights (None = off);
+    # validation, the kept checkpoint and the test use the averaged weights
+    tta_flip: bool = False  # evaluate on each image and its mirror image (mean of the logits); the checkpoint says so
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool | None = None  # bf16 autocast; None = on where supported

@@ -9,6 +9,7 @@ A later multi-GPU mode would shard `epoch_order` per rank and wrap the model in 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -33,7 +34,9 @@ from facexai.provenance import command, git_commit, now, provenance
 from facexai.report import figures
 from facexai.report.tables import read_csv, write_csv, write_json
 
-HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s"]
+HISTORY_COLUMNS = [
+    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s", "gflop",
+]  # fmt: skip
 
 
 @dataclass
@@ -71,6 +74,51 @@ def plateau_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> tor
         threshold_mode="abs",
         min_lr=cfg.min_lr,
     )
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    raise ConfigError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """The recipe's learning-rate schedule: Keras' plateau rule (stepped per epoch with the monitored score)
+    or torch's OneCycleLR (stepped per batch: `warmup` of the steps up to `lr`, then annealed)."""
+    if cfg.schedule == "plateau":
+        return plateau_scheduler(optimizer, cfg)
+    if cfg.schedule == "onecycle":
+        if not 0 < cfg.warmup < 1 or cfg.anneal not in ("cos", "linear"):
+            raise ConfigError(f"onecycle needs 0 < warmup < 1 and anneal cos or linear, got {cfg.warmup}, {cfg.anneal}")
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=cfg.lr,
+            epochs=cfg.epochs,
+            steps_per_epoch=steps_per_epoch,
+            pct_start=cfg.warmup,
+            anneal_strategy=cfg.anneal,
+            cycle_momentum=cfg.optimizer != "sgd" or cfg.momentum > 0,
+        )
+    raise ConfigError(f"schedule must be plateau or onecycle, got {cfg.schedule!r}")
+
+
+def forward_gflop(model: torch.nn.Module, channels: int, size: int) -> float:
+    """Forward GFLOP of one image at the model's input size, by torch's FLOP counter (a multiply-add is 2).
+
+    Counted once per model and size on a CPU copy, so the training device and precision do not matter.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    probe = copy.deepcopy(model).float().cpu().eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        probe(torch.zeros(1, channels, size, size))
+    return counter.get_total_flops() / 1e9
 
 
 def bf16_supported(device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
@@ -134,15 +182,26 @@ class Engine:
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, images: torch.Tensor, pre: Preprocess, engine: Engine, batch: int = 256
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    pre: Preprocess,
+    engine: Engine,
+    batch: int = 256,
+    tta_flip: bool = False,
 ) -> torch.Tensor:
-    """(N, K) float32 logits on the CPU for uint8 (N, C, H, W) images."""
+    """(N, K) float32 logits on the CPU for uint8 (N, C, H, W) images.
+
+    tta_flip: the mean of the logits of each image and its mirror image (test-time augmentation).
+    """
     model.eval()
     out = []
     for i in range(0, len(images), batch):
         x = engine.input(prepare(images[i : i + batch].to(engine.device, non_blocking=True), pre))
         with engine.autocast():
-            out.append(model(x).float().cpu())
+            logits = model(x).float()
+            if tta_flip:
+                logits = (logits + model(x.flip(-1)).float()) / 2
+        out.append(logits.cpu())
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
@@ -173,8 +232,250 @@ def _checkpoint(state_dict: dict, cfg: TrainConfig, data: FaceDataset, pre: Prep
             "dataset": data.name,
             "data": to_dict(cfg.data),
             "epoch": epoch,
+            "tta_flip": cfg.tta_flip,
         },
     }
+
+
+@dataclass
+class _Loop:
+    """What training changes epoch by epoch, and what `state.pt` keeps so that a run resumes bit for bit."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: torch.optim.swa_utils.AveragedModel | None  # averaged weights, when the recipe asks for them
+    history: list[dict[str, Any]]
+    best: dict[str, Any]  # epoch, score, state_dict of the best epoch so far (of the evaluated weights)
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The weights validation and test see: the average where there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state(self) -> dict[str, Any]:
+        out = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": self.history,
+            "best": self.best,
+        }
+        return out | ({"ema": self.ema.state_dict()} if self.ema is not None else {})
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.history, self.best = state["history"], state["best"]
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.monitor not in ("val_loss", "val_acc"):
+        raise ConfigError(f"monitor must be val_loss or val_acc, got {cfg.monitor!r}")
+    if cfg.optimizer not in ("adam", "adamw", "sgd"):
+        raise ConfigError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise ConfigError(f"label_smoothing must lie in [0, 1), got {cfg.label_smoothing}")
+    if cfg.ema_decay is not None and not 0 < cfg.ema_decay < 1:
+        raise ConfigError(f"ema_decay must lie in (0, 1), got {cfg.ema_decay}")
+
+
+def _folders(cfg: TrainConfig, out: str | Path, name: str, resume: str | Path | None):
+    """(config, partial folder, final folder, saved state or None): a new run's folders, or a resumed one's."""
+    if resume is not None:
+        partial = Path(resume)
+        if not (partial / "state.pt").is_file():
+            raise RunNotFoundError(f"cannot resume: {partial / 'state.pt'} not found (only unfinished runs resume)")
+        state = torch.load(partial / "state.pt", weights_only=True)
+        final = partial.parent / partial.name.removeprefix(".").removesuffix(".partial")
+        return from_dict(state["config"]), partial, final, state
+    final = Path(out) / f"{name}-{cfg.model}-s{cfg.seed}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    partial = final.parent / f".{final.name}.partial"
+    if final.exists() or partial.exists():
+        raise ConfigError(f"run folder already exists: {final}")
+    return cfg, partial, final, None
+
+
+def _splits(cfg: TrainConfig, data: FaceDataset) -> tuple[FaceDataset, FaceDataset, FaceDataset, Preprocess]:
+    """Train, val and test (without votes unless the recipe trains on them) and the model's preprocessing."""
+    train, val, test = (data.subset(s) for s in ("train", "val", "test"))
+    if not cfg.soft_labels:
+        train, val, test = (dataclasses.replace(d, votes=None) for d in (train, val, test))
+    spec = get_spec(cfg.model)
+    channels = cfg.in_channels or spec.in_channels
+    pre = Preprocess(cfg.input_size or spec.input_size, channels, *channel_stats(train.images, channels))
+    return train, val, test, pre
+
+
+def _loop(cfg: TrainConfig, engine: Engine, classes: int, channels: int, steps_per_epoch: int) -> _Loop:
+    model = engine.model(create_model(cfg.model, classes, channels))
+    optimizer = make_optimizer(model, cfg)
+    ema = None
+    if cfg.ema_decay is not None:  # torch's averaging, buffers (batch-norm statistics) included
+        avg = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
+    best = {"epoch": 0, "score": None, "state_dict": None}
+    return _Loop(model, optimizer, make_scheduler(optimizer, cfg, steps_per_epoch), ema, [], best)
+
+
+def _segments(state: dict | None, started: str, commit: str | None, after: int) -> list[dict[str, Any]]:
+    """Each start and resume of the run: a resumed segment may run other code than the start."""
+    here = {"command": command(), "git_commit": commit, "started": started, "after_epoch": after}
+    here["threads"] = torch.get_num_threads()
+    if state is None:
+        return [here]
+    older = {"command": None, "git_commit": state.get("commit"), "started": state.get("started"), "after_epoch": 0}
+    return [*state.get("segments", [older]), here]
+
+
+def _train_epoch(
+    loop: _Loop, cfg: TrainConfig, engine: Engine, train: dict[str, torch.Tensor], pre: Preprocess, epoch: int, bar
+) -> tuple[float, float]:
+    """One pass over the training images in the epoch's order; (mean loss, accuracy) over the images."""
+    loop.model.train()
+    images, targets, labels = train["images"], train["targets"], train["labels"]  # on the device
+    n = len(images)
+    gen = torch.Generator(engine.device).manual_seed(cfg.seed * 100_003 + epoch)
+    order = epoch_order(n, epoch, cfg.seed).to(engine.device)
+    per_batch = cfg.schedule == "onecycle"
+    loss_sum = correct = 0.0
+    for i in range(0, n, cfg.batch_size):
+        idx = order[i : i + cfg.batch_size]
+        theta = random_affine(len(idx), cfg.augment, gen, engine.device)
+        x = engine.input(prepare(images[idx], pre, theta))
+        with engine.autocast():
+            logits = loop.model(x)
+        loss = soft_cross_entropy(logits, targets[idx])
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.optimizer.step()
+        if per_batch:
+            loop.scheduler.step()
+        if loop.ema is not None:
+            loop.ema.update_parameters(loop.model)
+        loss_sum += float(loss.detach()) * len(idx)
+        correct += float((logits.argmax(1) == labels[idx]).sum())
+        bar.update(bar.task_ids[1], advance=1, info=f"loss {loss_sum / (i + len(idx)):.3f}")
+    return loss_sum / n, correct / n
+
+
+def _smoothed(targets: torch.Tensor, share: float) -> torch.Tensor:
+    """(N, K) targets mixed with the uniform distribution: label smoothing for one-hot and vote targets alike."""
+    return targets if share == 0 else (1 - share) * targets + share / targets.shape[1]
+
+
+def _epochs(loop: _Loop, cfg: TrainConfig, engine: Engine, parts, pre, partial: Path, save, console, progress):
+    """Train until the last epoch or an early stop, writing history.csv and state.pt after every epoch."""
+    train, val = parts
+    tensors = {
+        "images": train.images.to(engine.device),  # (N, C, H, W) uint8 on the device
+        "targets": _smoothed(train.targets(), cfg.label_smoothing).to(engine.device),  # (N, K)
+        "labels": train.labels.to(engine.device),
+    }
+    n, steps = len(train), -(-len(train) // cfg.batch_size)
+    gflop = forward_gflop(loop.model, pre.channels, pre.size)
+    mode = "min" if cfg.monitor == "val_loss" else "max"
+    better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
+    with _progress(progress) as bar:
+        task = bar.add_task("epochs", total=cfg.epochs, completed=len(loop.history), info="")
+        bar.add_task("batches", total=steps, info="")
+        for epoch in range(len(loop.history) + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            lr = loop.optimizer.param_groups[0]["lr"]
+            bar.reset(bar.task_ids[1], total=steps)
+            train_loss, train_acc = _train_epoch(loop, cfg, engine, tensors, pre, epoch, bar)
+            seconds = time.perf_counter() - t0
+            val_loss, val_acc = _scores(predict(loop.evaluated, val.images, pre, engine, tta_flip=cfg.tta_flip), val)
+            row = {
+                "epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                "val_acc": val_acc, "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 1),
+                "gflop": round(epoch * n * gflop, 1),  # forward GFLOP of the training images seen so far
+            }  # fmt: skip
+            loop.history.append(row)
+            score = val_loss if mode == "min" else val_acc
+            if loop.best["score"] is None or better(score, loop.best["score"]):
+                weights = {k: v.detach().cpu().clone() for k, v in loop.evaluated.state_dict().items()}
+                loop.best = {"epoch": epoch, "score": score, "state_dict": weights}
+            if cfg.schedule == "plateau":
+                loop.scheduler.step(score)
+            write_csv(partial / "history.csv", loop.history, HISTORY_COLUMNS)
+            save()
+            bar.update(task, advance=1, info=f"val loss {val_loss:.3f} acc {val_acc:.3f} (best {loop.best['epoch']})")
+            console.print(
+                f"epoch {epoch}/{cfg.epochs}  lr {lr:.2g}  train {train_loss:.4f}/{train_acc:.4f}"
+                f"  val {val_loss:.4f}/{val_acc:.4f}  {seconds:.0f}s {row['images_per_s']:.0f} img/s"
+            )
+            if cfg.early_stop_patience is not None and epoch - loop.best["epoch"] >= cfg.early_stop_patience:
+                console.print(f"early stop: no {cfg.monitor} improvement for {cfg.early_stop_patience} epochs")
+                break
+    return gflop
+
+
+def _last_epoch(loop: _Loop, cfg: TrainConfig, test: FaceDataset, pre: Preprocess, engine: Engine, classes):
+    """What keeping the last epoch would have given: the restore-best question, answered by one run.
+
+    None when the best epoch is the last (the kept model's result is that answer; no second test pass).
+    """
+    if not cfg.restore_best or loop.best["epoch"] == len(loop.history):
+        return None
+    logits = predict(loop.evaluated, test.images, pre, engine, tta_flip=cfg.tta_flip)
+    return {
+        "epoch": len(loop.history),
+        "accuracy": M.summarize(logits.argmax(1), test.labels, classes, 0.0)["accuracy"],
+        "loss": _scores(logits, test)[0],
+        "val_accuracy": loop.history[-1]["val_acc"],
+        "val_loss": loop.history[-1]["val_loss"],
+    }
+
+
+def _test_metrics(loop: _Loop, cfg: TrainConfig, parts, pre: Preprocess, engine: Engine, classes) -> dict[str, Any]:
+    """The kept model (best or last epoch) scored on test and validation; with `last_epoch` under restore_best."""
+    val, test = parts
+    last_epoch = _last_epoch(loop, cfg, test, pre, engine, classes)
+    chosen = loop.best["epoch"] if cfg.restore_best else len(loop.history)
+    if cfg.restore_best:
+        loop.evaluated.load_state_dict(loop.best["state_dict"])
+    test_logits = predict(loop.evaluated, test.images, pre, engine, tta_flip=cfg.tta_flip)
+    test_loss, _ = _scores(test_logits, test)
+    val_loss, val_acc = _scores(predict(loop.evaluated, val.images, pre, engine, tta_flip=cfg.tta_flip), val)
+    result = {
+        "split": "test",
+        **M.summarize(test_logits.argmax(1), test.labels, classes, test_loss),
+        "epoch": chosen,
+        "best_epoch": loop.best["epoch"],
+        "epochs_run": len(loop.history),
+        "val_accuracy": val_acc,
+        "val_loss": val_loss,
+    }
+    if cfg.restore_best:
+        kept = {"epoch": chosen, "accuracy": result["accuracy"], "loss": test_loss}
+        result["last_epoch"] = last_epoch or {**kept, "val_accuracy": val_acc, "val_loss": val_loss}
+    return result | _ablations(loop, cfg, test, pre, engine, classes)
+
+
+def _ablations(loop: _Loop, cfg: TrainConfig, test: FaceDataset, pre: Preprocess, engine: Engine, classes) -> dict:
+    """Test accuracy without the levers that do not change training, measured on this run's own weights:
+    the kept weights without flip TTA, and the last epoch's raw weights instead of their moving average."""
+
+    def accuracy(model: torch.nn.Module, tta: bool) -> float:
+        logits = predict(model, test.images, pre, engine, tta_flip=tta)
+        return M.summarize(logits.argmax(1), test.labels, classes)["accuracy"]
+
+    out = {}
+    if cfg.tta_flip:
+        out["without_tta"] = {"accuracy": accuracy(loop.evaluated, False)}
+    if loop.ema is not None:
+        out["without_ema"] = {"epoch": len(loop.history), "accuracy": accuracy(loop.model, cfg.tta_flip)}
+    return out
+
+
+def _figures(partial: Path, history: list[dict[str, Any]], result: dict[str, Any], title: str) -> None:
+    figures.curves(history, partial / "curves.png", title)
+    matrix, classes = result["confusion_matrix"], result["classes"]
+    figures.confusion(matrix, classes, partial / "confusion.png", f"{title}: test accuracy {result['accuracy']:.4f}")
 
 
 def fit(
@@ -193,196 +494,46 @@ def fit(
     """
     console = console or Console(stderr=True)
     started, commit = now(), git_commit()
-    if resume is not None:
-        partial = Path(resume)
-        if not (partial / "state.pt").is_file():
-            raise RunNotFoundError(f"cannot resume: {partial / 'state.pt'} not found (only unfinished runs resume)")
-        state = torch.load(partial / "state.pt", weights_only=True)
-        cfg = from_dict(state["config"])
-        final = partial.parent / partial.name.removeprefix(".").removesuffix(".partial")
-    else:
-        state = None
-        name = data.name if data is not None else cfg.data.dataset
-        final = Path(out) / f"{name}-{cfg.model}-s{cfg.seed}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        partial = final.parent / f".{final.name}.partial"
-        if final.exists() or partial.exists():
-            raise ConfigError(f"run folder already exists: {final}")
-    if cfg.monitor not in ("val_loss", "val_acc"):
-        raise ConfigError(f"monitor must be val_loss or val_acc, got {cfg.monitor!r}")
-    if cfg.optimizer not in ("adam", "sgd"):
-        raise ConfigError(f"optimizer must be adam or sgd, got {cfg.optimizer!r}")
+    name = data.name if data is not None else cfg.data.dataset
+    cfg, partial, final, state = _folders(cfg, out, name, resume)
+    _check(cfg)
     if threads or cfg.threads:
         torch.set_num_threads(threads or cfg.threads)
     torch.manual_seed(cfg.seed)
     engine = Engine.from_config(cfg)
-    spec = get_spec(cfg.model)
-
     data = data if data is not None else load_dataset(cfg.data)
-    train, val, test = (data.subset(s) for s in ("train", "val", "test"))
-    if not cfg.soft_labels:
-        train, val, test = (dataclasses.replace(d, votes=None) for d in (train, val, test))
-    channels = cfg.in_channels or spec.in_channels
-    pre = Preprocess(cfg.input_size or spec.input_size, channels, *channel_stats(train.images, channels))
-
-    model = engine.model(create_model(cfg.model, len(data.classes), channels))
-    opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
-    optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    mode = "min" if cfg.monitor == "val_loss" else "max"
-    scheduler = plateau_scheduler(optimizer, cfg)
-    history: list[dict[str, Any]] = []
-    best = {"epoch": 0, "score": None, "state_dict": None}
-    # each start and resume of the run: a resumed segment may run other code than the start
-    segments = [{"command": command(), "git_commit": commit, "started": started, "after_epoch": 0}]
-    segments[0]["threads"] = torch.get_num_threads()
+    train, val, test, pre = _splits(cfg, data)
+    loop = _loop(cfg, engine, len(data.classes), pre.channels, -(-len(train) // cfg.batch_size))
+    segments = _segments(state, started, commit, 0)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best = state["history"], state["best"]
-        older = {"command": None, "git_commit": state.get("commit"), "started": state.get("started"), "after_epoch": 0}
-        segments = [*state.get("segments", [older]), {**segments[0], "after_epoch": len(history)}]
+        loop.load(state)
+        segments[-1]["after_epoch"] = len(loop.history)
         started, commit = segments[0]["started"], segments[0]["git_commit"]  # the run's, not this resume's
-        console.print(f"resuming {partial} after epoch {len(history)}")
+        console.print(f"resuming {partial} after epoch {len(loop.history)}")
     partial.mkdir(parents=True, exist_ok=True)
     config = to_dict(cfg)
     write_json(partial / "config.json", config)
 
-    images = train.images.to(engine.device)  # (N, C, H, W) uint8 on the device
-    targets = train.targets().to(engine.device)  # (N, K)
-    labels = train.labels.to(engine.device)
-    n, steps = len(train), -(-len(train) // cfg.batch_size)
-    better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
-    with _progress(progress) as bar:
-        task = bar.add_task("epochs", total=cfg.epochs, completed=len(history), info="")
-        batch_task = bar.add_task("batches", total=steps, info="")
-        for epoch in range(len(history) + 1, cfg.epochs + 1):
-            model.train()
-            t0 = time.perf_counter()
-            gen = torch.Generator(engine.device).manual_seed(cfg.seed * 100_003 + epoch)
-            order = epoch_order(n, epoch, cfg.seed).to(engine.device)
-            loss_sum = correct = 0.0
-            bar.reset(batch_task, total=steps)
-            for i in range(0, n, cfg.batch_size):
-                idx = order[i : i + cfg.batch_size]
-                theta = random_affine(len(idx), cfg.augment, gen, engine.device)
-                x = engine.input(prepare(images[idx], pre, theta))
-                with engine.autocast():
-                    logits = model(x)
-                loss = soft_cross_entropy(logits, targets[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += float(loss.detach()) * len(idx)
-                correct += float((logits.argmax(1) == labels[idx]).sum())
-                bar.update(batch_task, advance=1, info=f"loss {loss_sum / (i + len(idx)):.3f}")
-            seconds = time.perf_counter() - t0
-            val_loss, val_acc = _scores(predict(model, val.images, pre, engine), val)
-            lr = optimizer.param_groups[0]["lr"]
-            row = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": loss_sum / n,
-                "train_acc": correct / n,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "seconds": round(seconds, 2),
-                "images_per_s": round(n / seconds, 1),
-            }
-            history.append(row)
-            score = val_loss if mode == "min" else val_acc
-            if best["score"] is None or better(score, best["score"]):
-                best = {
-                    "epoch": epoch,
-                    "score": score,
-                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                }
-            scheduler.step(score)
-            write_csv(partial / "history.csv", history, HISTORY_COLUMNS)
-            atomic_save(
-                {
-                    "config": config,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": history,
-                    "best": best,
-                    "segments": segments,  # the first one's start and commit are the run's
-                },
-                partial / "state.pt",
-            )
-            bar.update(task, advance=1, info=f"val loss {val_loss:.3f} acc {val_acc:.3f} (best epoch {best['epoch']})")
-            console.print(
-                f"epoch {epoch}/{cfg.epochs}  lr {lr:.2g}  train {row['train_loss']:.4f}/{row['train_acc']:.4f}"
-                f"  val {val_loss:.4f}/{val_acc:.4f}  {seconds:.0f}s {row['images_per_s']:.0f} img/s"
-            )
-            if cfg.early_stop_patience is not None and epoch - best["epoch"] >= cfg.early_stop_patience:
-                console.print(f"early stop: no {cfg.monitor} improvement for {cfg.early_stop_patience} epochs")
-                break
+    def save() -> None:  # the first segment's start and commit are the run's
+        atomic_save({"config": config, **loop.state(), "segments": segments}, partial / "state.pt")
 
-    chosen = best["epoch"] if cfg.restore_best else len(history)
-    last_epoch = None
-    if cfg.restore_best and chosen != len(history):
-        # What keeping the last epoch would have given: the restore-best question, answered by one run.
-        # (When the best epoch is the last, the result below is that answer; no second test pass.)
-        last_logits = predict(model, test.images, pre, engine)
-        last_epoch = {
-            "epoch": len(history),
-            "accuracy": M.summarize(last_logits.argmax(1), test.labels, data.classes, 0.0)["accuracy"],
-            "loss": _scores(last_logits, test)[0],
-            "val_accuracy": history[-1]["val_acc"],
-            "val_loss": history[-1]["val_loss"],
-        }
-    if cfg.restore_best:
-        model.load_state_dict(best["state_dict"])
-    ckpt = _checkpoint(model.state_dict(), cfg, data, pre, chosen)
-    atomic_save(ckpt, partial / "checkpoint.pt")
-    test_logits = predict(model, test.images, pre, engine)
-    test_loss, _ = _scores(test_logits, test)
-    val_loss, val_acc = _scores(predict(model, val.images, pre, engine), val)
-    result = {
-        "split": "test",
-        **M.summarize(test_logits.argmax(1), test.labels, data.classes, test_loss),
-        "epoch": chosen,
-        "best_epoch": best["epoch"],
-        "epochs_run": len(history),
-        "val_accuracy": val_acc,
-        "val_loss": val_loss,
-    }
-    if cfg.restore_best:
-        kept = {"epoch": chosen, "accuracy": result["accuracy"], "loss": test_loss}
-        result["last_epoch"] = last_epoch or {**kept, "val_accuracy": val_acc, "val_loss": val_loss}
+    gflop = _epochs(loop, cfg, engine, (train, val), pre, partial, save, console, progress)
+    result = _test_metrics(loop, cfg, (val, test), pre, engine, data.classes)
+    atomic_save(_checkpoint(loop.evaluated.state_dict(), cfg, data, pre, result["epoch"]), partial / "checkpoint.pt")
     write_json(partial / "metrics.json", result)
-    title = f"{data.name} / {cfg.model} / seed {cfg.seed}"
-    figures.curves(history, partial / "curves.png", title)
-    figures.confusion(
-        result["confusion_matrix"],
-        result["classes"],
-        partial / "confusion.png",
-        f"{title}: test accuracy {result['accuracy']:.4f}",
-    )
-    seconds = sum(r["seconds"] for r in history)
-    write_json(
-        partial / "provenance.json",
-        provenance(
-            config,
-            engine.device,
-            started,
-            commit,
-            bf16=engine.bf16,
-            channels_last=engine.channels_last,
-            data={
-                "name": data.name,
-                "meta": data.meta,
-                "sizes": {s: len(d) for s, d in (("train", train), ("val", val), ("test", test))},
-            },
-            train_seconds=round(seconds, 1),
-            resumed=state is not None,
-            segments=segments,
-        ),
-    )
+    _figures(partial, loop.history, result, f"{data.name} / {cfg.model} / seed {cfg.seed}")
+    sizes = {s: len(d) for s, d in (("train", train), ("val", val), ("test", test))}
+    prov = provenance(
+        config, engine.device, started, commit, bf16=engine.bf16, channels_last=engine.channels_last,
+        data={"name": data.name, "meta": data.meta, "sizes": sizes},
+        train_seconds=round(sum(r["seconds"] for r in loop.history), 1), resumed=state is not None,
+        segments=segments, forward_gflop_per_image=gflop,
+        train_pflop=round(len(loop.history) * len(train) * gflop / 1e6, 4),
+    )  # fmt: skip
+    write_json(partial / "provenance.json", prov)
     (partial / "state.pt").unlink()
     partial.rename(final)
-    return Run(final, result, history)
+    return Run(final, result, loop.history)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -440,7 +591,8 @@ def evaluate(
     """
     _, engine, model, meta, data = open_run(run, device, data, data_root, label_mode)
     part = data.subset(split)
-    logits = predict(engine.model(model), part.images, Preprocess.from_dict(meta["preprocess"]), engine)
+    pre = Preprocess.from_dict(meta["preprocess"])
+    logits = predict(engine.model(model), part.images, pre, engine, tta_flip=meta.get("tta_flip", False))
     loss, _ = _scores(logits, part)
     summary = M.summarize(logits.argmax(1), part.labels, data.classes, loss)
     return {"split": split, **({"label_mode": label_mode} if label_mode else {}), **summary, "epoch": meta["epoch"]}

@@ -24,7 +24,7 @@ def test_seed_network_spatial_path_is_100_33_11_3():
     assert model(torch.zeros(2, 3, 100, 100)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", ["seed_vgg", "small_cnn", "resnet18"])
+@pytest.mark.parametrize("name", ["seed_vgg", "seed_vgg_gap", "small_cnn", "resnet18"])
 @pytest.mark.parametrize("size,channels", [(48, 1), (100, 3)])
 def test_registered_models_take_small_inputs_and_name_a_cam_layer(name, size, channels):
     model = create_model(name, num_classes=8, in_channels=channels).eval()
@@ -38,6 +38,18 @@ def test_registered_models_take_small_inputs_and_name_a_cam_layer(name, size, ch
     assert get_spec(name).input_size == (48 if name == "small_cnn" else 100)
 
 
+def test_the_gap_variant_has_the_seed_weights_and_averages_every_cell_of_the_last_block():
+    seed, gap = create_model("seed_vgg"), create_model("seed_vgg_gap")
+    assert count_parameters(gap) == count_parameters(seed)
+    gap.load_state_dict(seed.state_dict())  # the same weights by name
+    gap.eval()
+    acts = {}
+    cam_layer(gap, "seed_vgg_gap").register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
+    logits = gap(torch.randn(2, 3, 48, 48))
+    assert acts["a"].shape[-2:] == (5, 5)  # 48 -> 16 -> 5, and no pooling after the last block
+    assert torch.allclose(logits, gap.head(acts["a"].mean((2, 3))), atol=1e-5)
+
+
 def test_resnet18_is_never_pretrained():
     a, b = create_model("resnet18"), create_model("resnet18")
     assert not torch.equal(a.conv1.weight, b.conv1.weight)  # fresh random init each time, nothing downloaded
@@ -46,7 +58,7 @@ def test_resnet18_is_never_pretrained():
 def test_unknown_model_names_the_choices():
     with pytest.raises(ConfigError, match="unknown model 'vgg99'.*seed_vgg"):
         create_model("vgg99")
-    assert [s.name for s in list_models()] == ["seed_vgg", "small_cnn", "resnet18"]
+    assert [s.name for s in list_models()] == ["seed_vgg", "seed_vgg_gap", "small_cnn", "resnet18"]
 
 
 def test_small_cnn_is_small_and_keeps_a_12x12_cam_map_at_48px():

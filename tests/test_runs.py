@@ -109,3 +109,12 @@ def test_reversals_count_the_turns_of_a_curve():
     assert reversals([3.0, 2.0, 1.0, 0.5]) == 0  # falls throughout
     assert reversals([3.0, 2.0, 2.5, 1.0, 1.0, 1.5]) == 3  # down, up, down, (flat), up
     assert reversals([1.0]) == 0
+
+
+def test_a_run_written_before_a_setting_existed_is_the_same_recipe_as_one_with_its_default():
+    from facexai.report.runs import recipe_key
+
+    new = to_dict(TrainConfig())
+    old = {k: v for k, v in new.items() if k not in ("ema_decay", "schedule", "tta_flip")}
+    assert recipe_key(old) == recipe_key(new)
+    assert recipe_key(old) != recipe_key({**new, "ema_decay": 0.99})

@@ -9,7 +9,17 @@ from toy import bars
 import facexai.training as T
 from facexai.config import AugmentConfig, DataConfig, TrainConfig
 from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
-from facexai.training import bf16_supported, evaluate, fit, load_checkpoint, resolve_device, soft_cross_entropy
+from facexai.models import create_model
+from facexai.training import (
+    bf16_supported,
+    evaluate,
+    fit,
+    forward_gflop,
+    load_checkpoint,
+    predict,
+    resolve_device,
+    soft_cross_entropy,
+)
 
 FAST = TrainConfig(
     epochs=3,
@@ -193,3 +203,55 @@ def test_arm_cpu_bf16_reads_the_features_line(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
     assert bf16_supported(torch.device("cpu"), cpuinfo)
+
+
+def test_forward_flops_are_counted_as_by_hand_and_history_accumulates_them(tmp_path):
+    # small_cnn at 28x28x1: 2 * (in * out * 9) * H * W per conv (a multiply-add is 2), plus the head
+    by_hand = 2 * (1 * 16 * 9 * 28 * 28 + 16 * 32 * 9 * 14 * 14 + 32 * 64 * 9 * 7 * 7 + 64 * 7)
+    assert forward_gflop(create_model("small_cnn", 7, 1), 1, 28) == pytest.approx(by_hand / 1e9)
+    run = fit(dataclasses.replace(FAST, model="small_cnn"), out=tmp_path, data=bars(), progress=False)
+    train = 84  # bars(): training images
+    assert [r["gflop"] for r in run.history] == pytest.approx([e * train * by_hand / 1e9 for e in (1, 2, 3)], abs=0.1)
+
+
+def test_onecycle_warms_up_then_anneals_the_rate_each_batch(tmp_path):
+    cfg = dataclasses.replace(FAST, epochs=4, schedule="onecycle", warmup=0.25, lr=0.01)
+    run = fit(cfg, out=tmp_path, data=bars(), progress=False)
+    lrs = [r["lr"] for r in run.history]  # the rate at the start of each epoch
+    assert lrs[0] == pytest.approx(0.01 / 25)  # OneCycleLR starts at max_lr / div_factor
+    assert lrs[1] == pytest.approx(0.01, rel=0.05)  # the peak sits a quarter of the way in
+    assert lrs[1] > lrs[2] > lrs[3]
+
+
+def test_label_smoothing_mixes_targets_with_the_uniform_distribution():
+    votes = torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0]])
+    assert torch.allclose(T._smoothed(votes, 0.2), torch.tensor([[0.85, 0.05, 0.05, 0.05], [0.45, 0.45, 0.05, 0.05]]))
+    assert T._smoothed(votes, 0.0) is votes
+
+
+def test_flip_tta_averages_the_logits_of_each_image_and_its_mirror():
+    model = create_model("small_cnn", 7, 1).eval()
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    pre = T.Preprocess(28, 1, (0.5,), (0.25,))
+    engine = T.Engine(torch.device("cpu"), False, False)
+    plain = predict(model, images, pre, engine)
+    mirrored = predict(model, images.flip(-1), pre, engine)
+    assert torch.allclose(predict(model, images, pre, engine, tta_flip=True), (plain + mirrored) / 2, atol=1e-6)
+
+
+def test_ema_keeps_the_averaged_weights_evaluates_them_and_resumes_bit_for_bit(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(FAST, ema_decay=0.9, tta_flip=True, augment=AugmentConfig())
+    whole = fit(cfg, out=tmp_path / "whole", data=bars(), progress=False)
+    plain = fit(dataclasses.replace(cfg, ema_decay=None), out=tmp_path / "plain", data=bars(), progress=False)
+    assert [r["train_loss"] for r in whole.history] == [r["train_loss"] for r in plain.history]  # training alike
+    assert [r["val_loss"] for r in whole.history] != [r["val_loss"] for r in plain.history]  # evaluated: the average
+    assert load_checkpoint(whole.path)[1]["tta_flip"] is True
+    assert {"without_tta", "without_ema"} <= set(whole.metrics)  # each lever's share, from the run's own weights
+    assert "without_ema" not in plain.metrics
+    assert evaluate(whole.path, data=bars())["accuracy"] == whole.metrics["accuracy"]  # evaluate applies the TTA
+    partial = interrupted_in_epoch_2(cfg, tmp_path / "cut", monkeypatch)
+    resumed = fit(cfg, data=bars(), resume=partial, progress=False)
+    assert losses(resumed) == losses(whole)
+    a = torch.load(whole.path / "checkpoint.pt", weights_only=True)["state_dict"]
+    b = torch.load(resumed.path / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -32,6 +32,16 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 register(ModelSpec("seed_vgg", SeedVGG, 100, 3, "features.2.8", "seed B's 670k-parameter VGG-style GAP network"))
+register(
+    ModelSpec(
+        "seed_vgg_gap",
+        lambda k, c: SeedVGG(k, c, last_pool=False),
+        100,
+        3,
+        "features.2.8",
+        "seed_vgg whose global average reads the whole last block (no last 3x3/3 pooling)",
+    )
+)
 register(ModelSpec("small_cnn", SmallCNN, 48, 1, "features.2.2", "24k-parameter 3-block CNN: quick looks, tests"))
 register(ModelSpec("resnet18", small_resnet18, 100, 3, "layer4", "torchvision ResNet-18 (untrained), small-input stem"))
 

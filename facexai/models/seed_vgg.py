@@ -5,11 +5,12 @@ from __future__ import annotations
 from torch import nn
 
 
-def _block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
+def _block(c_in: int, c_out: int, convs: int, pool: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(convs):
         layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
-    layers.append(nn.MaxPool2d(3, stride=3))
+    if pool:
+        layers.append(nn.MaxPool2d(3, stride=3))
     return nn.Sequential(*layers)
 
 
@@ -17,11 +18,16 @@ class SeedVGG(nn.Module):
     """2x64, 3x96, 3x128 conv-BN-ReLU blocks, each closed by 3x3/3 max pooling; GAP; linear head.
 
     Spatially 100 -> 33 -> 11 -> 3. The head returns logits; softmax lives in the loss.
+    With `last_pool=False` the global average reads the whole last block (11x11 at 100x100, 5x5 at
+    48x48) instead of the cells the floor-mode 3x3/3 pooling keeps (9 of 121, 9 of 25): the same
+    weights, no cell of the last block left unread.
     """
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 3):
+    def __init__(self, num_classes: int = 7, in_channels: int = 3, last_pool: bool = True):
         super().__init__()
-        self.features = nn.Sequential(_block(in_channels, 64, 2), _block(64, 96, 3), _block(96, 128, 3))
+        self.features = nn.Sequential(
+            _block(in_channels, 64, 2), _block(64, 96, 3), _block(96, 128, 3, pool=last_pool)
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(128, num_classes)
         for m in self.modules():  # He initialisation, as seed B

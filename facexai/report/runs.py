@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from facexai.errors import RunNotFoundError
+from facexai.config import from_dict, to_dict
+from facexai.errors import ConfigError, RunNotFoundError
 from facexai.report.tables import read_csv
 
 # Fields that say how a run was executed, not what was trained: runs differing only in these (and the seed)
@@ -45,7 +46,15 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def recipe_key(config: dict[str, Any]) -> str:
-    """The config without execution fields and data location, as canonical JSON: equal keys = one recipe."""
+    """The config without execution fields and data location, as canonical JSON: equal keys = one recipe.
+
+    Settings a run's config.json predates are filled with their defaults (what the run did), so a
+    run written before a setting existed still groups with later runs of its recipe.
+    """
+    try:
+        config = to_dict(from_dict(config))
+    except (ConfigError, TypeError):
+        pass  # not a config this version can read: compare it as it stands
     cfg = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
     cfg["data"] = {k: v for k, v in cfg.get("data", {}).items() if k != "root"}
     return json.dumps(cfg, sort_keys=True)
