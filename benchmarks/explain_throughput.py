@@ -35,9 +35,9 @@ from facexai.explain.analysis import AnalysisConfig
 from facexai.explain.gradcam import cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
+from facexai.io.files import write_csv, write_json
 from facexai.models import cam_layer, create_model
 from facexai.provenance import git_commit, now, provenance
-from facexai.report.tables import write_csv, write_json
 
 REGIONS = 8
 STEPS = 32

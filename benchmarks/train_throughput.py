@@ -16,9 +16,9 @@ import torch
 
 from facexai.config import AugmentConfig
 from facexai.data.augment import Preprocess, prepare, random_affine
+from facexai.io.files import write_csv, write_json
 from facexai.models import create_model
 from facexai.provenance import git_commit, now, provenance
-from facexai.report.tables import write_csv, write_json
 from facexai.training import Engine, bf16_supported, resolve_device, soft_cross_entropy
 
 

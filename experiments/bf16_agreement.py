@@ -27,9 +27,9 @@ import torch
 
 from facexai.errors import FacexaiError
 from facexai.explain import importance as I
+from facexai.io.files import read_csv, write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
 from facexai.report.report import pivot
-from facexai.report.tables import read_csv, write_csv, write_json
 
 SAME = ("data", "n_images")  # provenance fields both analyses must share (run paths may differ: a copied run)
 SAME_CONFIG = ("split", "target", "limit", "landmarks", "margin", "ig_steps", "ig_baseline", "n_boot", "seed")

@@ -27,8 +27,8 @@ from facexai.data import load_dataset
 from facexai.data.augment import Preprocess
 from facexai.data.base import SPLITS, FaceDataset, train_twins
 from facexai.errors import FacexaiError, RunNotFoundError
+from facexai.io.files import write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
-from facexai.report.tables import write_csv, write_json
 from facexai.training import open_run, predict, resolve_device
 
 

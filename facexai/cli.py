@@ -175,8 +175,8 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a trained run on a split of its data set; writes metrics-<split>[-<label mode>].json into the run."""
+    from facexai.io.files import write_json
     from facexai.provenance import git_commit, now, provenance
-    from facexai.report.tables import write_json
     from facexai.training import evaluate as evaluate_run
     from facexai.training import resolve_device
 
@@ -383,7 +383,7 @@ def occlude(
 ) -> None:
     """Replace face regions and measure the drop in class probability and accuracy per emotion, with 95% CIs."""
     from facexai.explain.analysis import AnalysisConfig
-    from facexai.faces.regions import FaceRegion
+    from facexai.facs import FaceRegion
     from facexai.provenance import git_commit, now
     from facexai.report.findings import write_occlusion
 
@@ -440,10 +440,10 @@ def compare(
     title: Annotated[str, typer.Option(help="Figure title.")] = "",
 ) -> None:
     """Runs side by side: one row per run, mean +- std over runs that differ only in seed, and their curves."""
+    from facexai.io import figures
+    from facexai.io.files import write_csv, write_json
     from facexai.provenance import git_commit, now, provenance
-    from facexai.report import figures
     from facexai.report.runs import RUN_COLUMNS, read_run, seed_summary
-    from facexai.report.tables import write_csv, write_json
 
     started, commit = now(), git_commit()
     if label and len(label) != len(runs):

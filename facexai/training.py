@@ -21,18 +21,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from facexai import metrics as M
 from facexai.config import TrainConfig, from_dict, to_dict
 from facexai.data import FaceDataset, load_dataset
 from facexai.data.augment import Preprocess, channel_stats, prepare, random_affine
-from facexai.data.cache import atomic_save
 from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
+from facexai.io import figures
+from facexai.io.files import atomic_save, read_csv, write_csv, write_json
+from facexai.io.progress import progress_bar
 from facexai.models import create_model, get_spec
 from facexai.provenance import command, git_commit, now, provenance
-from facexai.report import figures
-from facexai.report.tables import read_csv, write_csv, write_json
 
 HISTORY_COLUMNS = [
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s", "gflop",
@@ -209,19 +208,6 @@ def _scores(logits: torch.Tensor, data: FaceDataset) -> tuple[float, float]:
     return float(soft_cross_entropy(logits, data.targets())), float((logits.argmax(1) == data.labels).float().mean())
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
-
-
 def _checkpoint(state_dict: dict, cfg: TrainConfig, data: FaceDataset, pre: Preprocess, epoch: int) -> dict:
     return {
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
@@ -379,7 +365,7 @@ def _epochs(loop: _Loop, cfg: TrainConfig, engine: Engine, parts, pre, partial: 
     gflop = forward_gflop(loop.model, pre.channels, pre.size)
     mode = "min" if cfg.monitor == "val_loss" else "max"
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
-    with _progress(progress) as bar:
+    with progress_bar(progress, info=True) as bar:
         task = bar.add_task("epochs", total=cfg.epochs, completed=len(loop.history), info="")
         bar.add_task("batches", total=steps, info="")
         for epoch in range(len(loop.history) + 1, cfg.epochs + 1):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from facexai.errors import FacexaiError
-from facexai.report.tables import write_csv
+from facexai.io.files import write_csv
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "bf16_agreement.py"
 spec = importlib.util.spec_from_file_location("bf16_agreement", SCRIPT)

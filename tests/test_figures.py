@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from facexai.report.figures import attribution_grid, occlusion_bars, region_heatmap
+from facexai.io.figures import attribution_grid, occlusion_bars, region_heatmap
+from facexai.io.files import read_csv, write_csv
 from facexai.report.findings import FINDING_COLUMNS
-from facexai.report.tables import read_csv, write_csv
 
 PNG = b"\x89PNG\r\n\x1a\n"
 EMOTIONS = ("happiness", "sadness", "anger")

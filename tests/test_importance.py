@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 
-from facexai.data.synthetic import evidence
 from facexai.emotions import SEVEN, Emotion
 from facexai.explain.importance import (
     agreement,
@@ -23,7 +22,7 @@ from facexai.explain.importance import (
     tidy_rows,
     truth_scores,
 )
-from facexai.faces.regions import FaceRegion
+from facexai.facs import FaceRegion, evidence
 
 NAN = float("nan")
 LAYOUT = torch.tensor([[1, 1, 2, 2], [2, 2, 3, 3], [3, 3, 3, 3], [0, 0, 0, 0]])  # 0 = background

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from facexai import facs
 from facexai.data.synthetic import generate
 from facexai.faces.landmarks import default_template, from_unit
 from facexai.faces.regions import (
     PRIORITY,
-    FaceRegion,
     draw_regions,
     masks_to_index,
     region_area_share,
@@ -17,6 +17,7 @@ from facexai.faces.regions import (
     regions_figure,
     rescale_landmarks,
 )
+from facexai.facs import FaceRegion
 
 R = FaceRegion
 ALL = tuple(FaceRegion)
@@ -201,10 +202,10 @@ def test_each_synthetic_action_unit_changes_pixels_inside_its_regions():
     neutral = p.with_aus({})
     base = S.render(neutral, 48, 1).astype(int)[:, 0]  # (N, H, W)
     before = region_masks(torch.from_numpy(S.landmarks(neutral, 48)), (48, 48))
-    for au in S.AU_NAMES:
+    for au in facs.AU_NAMES:
         on = p.with_aus({au: 1.0})
         changed = torch.from_numpy(np.abs(S.render(on, 48, 1).astype(int)[:, 0] - base) > 12)
         after = region_masks(torch.from_numpy(S.landmarks(on, 48)), (48, 48))
-        idx = [ALL.index(r) for r in S.AU_REGIONS[au]]
+        idx = [ALL.index(r) for r in facs.AU_REGIONS[au]]
         inside = before[:, idx].any(1) | after[:, idx].any(1)
         assert (changed & inside).sum() >= 0.85 * changed.sum(), au

@@ -6,9 +6,9 @@ import math
 import pytest
 
 from facexai.errors import DataNotFoundError
+from facexai.io.files import read_csv, write_csv
 from facexai.report.findings import FINDING_COLUMNS
 from facexai.report.report import agreement_rows, headline, method_scores, write_report
-from facexai.report.tables import read_csv, write_csv
 
 EMOTIONS = ["happiness", "disgust"]
 REGIONS = ["brows", "eyes", "nose", "mouth"]

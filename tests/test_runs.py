@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 from facexai.cli import app
 from facexai.config import TrainConfig, to_dict
 from facexai.errors import RunNotFoundError
+from facexai.io.files import read_csv, write_csv
 from facexai.report.runs import read_run, reversals, seed_summary
-from facexai.report.tables import read_csv, write_csv
 
 runner = CliRunner()
 

@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from facexai import facs
 from facexai.config import DataConfig
 from facexai.data import load_dataset
 from facexai.data import synthetic as syn
 from facexai.data.base import SPLITS
 from facexai.emotions import SEVEN, Emotion
 from facexai.errors import ConfigError
-from facexai.faces.regions import FaceRegion, region_index
+from facexai.faces.regions import region_index
+from facexai.facs import FaceRegion
 
 # Each region as landmark index sets, one box per set; the forehead is the band above the brows.
 REGION_POINTS = {
@@ -43,7 +45,7 @@ def region_mask(landmarks: list[np.ndarray], regions: set[str], size: int) -> np
 
 
 def full(emotion: Emotion) -> dict[str, float]:
-    return {au: 1.0 for au in syn.PROTOTYPES[emotion]}
+    return {au: 1.0 for au in facs.PROTOTYPES[emotion]}
 
 
 def test_same_seed_same_bytes_other_seed_other_faces():
@@ -60,9 +62,9 @@ def test_shapes_dtypes_and_metadata(size, channels):
     ds = syn.generate(14, size=size, channels=channels, seed=3)
     assert ds.images.shape == (14, channels, size, size) and ds.images.dtype == torch.uint8
     assert ds.landmarks.shape == (14, 68, 2) and ds.landmarks.dtype == torch.float32
-    assert ds.extras["aus"].shape == (14, len(syn.AU_NAMES)) and ds.extras["aus"].dtype == torch.float32
+    assert ds.extras["aus"].shape == (14, len(facs.AU_NAMES)) and ds.extras["aus"].dtype == torch.float32
     assert ds.name == "synthetic" and ds.classes == SEVEN and ds.votes is None
-    assert ds.meta["source"] == "synthetic" and ds.meta["au_names"] == list(syn.AU_NAMES)
+    assert ds.meta["source"] == "synthetic" and ds.meta["au_names"] == list(facs.AU_NAMES)
     assert ds.meta["options"] == {
         "n": 14,
         "size": size,
@@ -101,10 +103,10 @@ def test_evidence_metadata():
     regions = {r.value for r in FaceRegion}
     for emo in SEVEN:
         entry = evidence[emo.value]
-        assert entry["aus"] == list(syn.PROTOTYPES[emo])
+        assert entry["aus"] == list(facs.PROTOTYPES[emo])
         assert entry["regions"] and set(entry["regions"]) <= regions
         if entry["aus"]:
-            assert set(entry["regions"]) == {r.value for au in entry["aus"] for r in syn.AU_REGIONS[au]}
+            assert set(entry["regions"]) == {r.value for au in entry["aus"] for r in facs.AU_REGIONS[au]}
     assert evidence["happiness"] == {"regions": ["cheeks", "mouth"], "aus": ["AU6", "AU12"]}
     assert evidence["disgust"]["regions"] == ["nose", "mouth"]
     assert evidence["anger"]["regions"] == ["brows", "glabella", "eyes", "mouth"]
@@ -116,12 +118,12 @@ def test_au_intensities_follow_prototypes():
     aus = syn.sample_params(labels, seed=5).aus  # (N, A)
     for c, emo in enumerate(SEVEN):
         mean = aus[labels == c].mean(0)
-        for j, au in enumerate(syn.AU_NAMES):
-            if au in syn.PROTOTYPES[emo]:
+        for j, au in enumerate(facs.AU_NAMES):
+            if au in facs.PROTOTYPES[emo]:
                 assert mean[j] > 0.6, (emo, au)
             else:
                 assert mean[j] < 0.05, (emo, au)
-    happy = aus[:, syn.AU_NAMES.index("AU12")]
+    happy = aus[:, facs.AU_NAMES.index("AU12")]
     assert happy[labels == 1].min() > happy[labels != 1].max()  # prototype and spurious ranges never overlap
 
 
@@ -140,10 +142,10 @@ def test_each_au_changes_pixels_only_in_its_regions(size, channels):
     p = syn.sample_params(np.zeros(6, int), seed=7)
     rest = p.with_aus({})
     base, base_lm = syn.render(rest, size, channels), syn.landmarks(rest, size)
-    for au in syn.AU_NAMES:
+    for au in facs.AU_NAMES:
         moved = p.with_aus({au: 1.0})
         img, lm = syn.render(moved, size, channels), syn.landmarks(moved, size)
-        allowed = {r.value for r in syn.AU_REGIONS[au]}
+        allowed = {r.value for r in facs.AU_REGIONS[au]}
         for i in range(len(p)):
             diff = (img[i] != base[i]).any(0)
             assert diff.any(), au
@@ -158,7 +160,7 @@ def test_two_emotions_differ_only_in_their_evidence_regions():
     images = {e: syn.render(q, size) for e, q in faces.items()}
     points = {e: syn.landmarks(q, size) for e, q in faces.items()}
     for a, b in combinations(SEVEN, 2):
-        allowed = {r.value for e in (a, b) for au in syn.PROTOTYPES[e] for r in syn.AU_REGIONS[au]}
+        allowed = {r.value for e in (a, b) for au in facs.PROTOTYPES[e] for r in facs.AU_REGIONS[au]}
         for i in range(len(p)):
             diff = (images[a][i] != images[b][i]).any(0)
             assert diff.any(), (a, b)
@@ -171,11 +173,11 @@ def test_au_pixels_fall_in_the_toolkits_region_masks():
     p = syn.sample_params(np.zeros(6, int), seed=10)
     base = syn.render(p.with_aus({}), size, 3).astype(int)
     order = ["none"] + [r.value for r in FaceRegion]  # region_index ids
-    for au in syn.AU_NAMES:
+    for au in facs.AU_NAMES:
         moved = p.with_aus({au: 1.0})
         change = np.abs(syn.render(moved, size, 3) - base).max(1)  # (N, H, W)
         ids = region_index(torch.from_numpy(syn.landmarks(moved, size)), (size, size)).numpy()
-        mine = np.isin(ids, [order.index(r.value) for r in syn.AU_REGIONS[au]])
+        mine = np.isin(ids, [order.index(r.value) for r in facs.AU_REGIONS[au]])
         assert (change * mine).sum() > 2 / 3 * change.sum(), au
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 
 from facexai.data.base import FaceDataset
+from facexai.io.files import atomic_save
 
 CACHE_VERSION = 2  # bump when a loader's output changes for the same source
 
@@ -43,19 +43,6 @@ def tree_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
                 elif e.name.lower().endswith(suffixes):
                     out.append(Path(e.path))
     return out
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cached(name: str, key: str, build: Callable[[], FaceDataset], use_cache: bool = True) -> FaceDataset:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torchvision.io import encode_jpeg, write_file
 
 from facexai.data import rafdb, synthetic
 from facexai.errors import ConfigError
+from facexai.io.progress import progress_bar
 
 BLOCK = 512  # faces per parameter draw: face i depends only on the seed and i, never on `limit`
 QUALITY = 95
@@ -92,14 +92,7 @@ def write_rafdb_standin(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not progress,
-    )
+    bar = progress_bar(progress)
     try:
         tmp.chmod(out.parent.stat().st_mode & 0o777)  # mkdtemp's 0o700 would outlive the rename
         base = tmp / "basic"

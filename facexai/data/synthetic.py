@@ -13,7 +13,6 @@ and block-averaged, so a batch of faces is drawn at once (about 1 ms per 48x48 f
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,42 +21,11 @@ import torch
 from facexai.config import DataConfig
 from facexai.data.base import FaceDataset, stratified_split
 from facexai.data.cache import cached, fingerprint
-from facexai.emotions import SEVEN, Emotion
+from facexai.emotions import SEVEN
 from facexai.errors import ConfigError
-from facexai.faces.regions import FaceRegion
+from facexai.facs import AU_NAMES, AU_REGIONS, PROTOTYPES, evidence
 
 GENERATOR_VERSION = 4  # bump when the pictures change for the same options
-
-AU_NAMES: tuple[str, ...] = tuple(f"AU{i}" for i in (1, 2, 4, 5, 6, 7, 9, 12, 15, 16, 20, 23, 26))
-
-R = FaceRegion
-# Where each AU draws or moves landmarks; the renderer keeps to these regions (tested).
-AU_REGIONS: dict[str, tuple[FaceRegion, ...]] = {
-    "AU1": (R.FOREHEAD, R.BROWS),  # inner brow raiser, with central forehead wrinkles
-    "AU2": (R.FOREHEAD, R.BROWS),  # outer brow raiser, with lateral forehead wrinkles
-    "AU4": (R.GLABELLA, R.BROWS),  # brow lowerer: brows down and together, vertical furrows
-    "AU5": (R.EYES,),  # upper lid raiser
-    "AU6": (R.CHEEKS,),  # cheek raiser: bulge highlight and crease under the eyes
-    "AU7": (R.EYES,),  # lid tightener: lower lid up
-    "AU9": (R.NOSE,),  # nose wrinkler: bridge wrinkles, nostrils up
-    "AU12": (R.MOUTH,),  # lip corner puller
-    "AU15": (R.MOUTH,),  # lip corner depressor
-    "AU16": (R.MOUTH,),  # lower lip depressor
-    "AU20": (R.MOUTH,),  # lip stretcher
-    "AU23": (R.MOUTH,),  # lip tightener: thin lips
-    "AU26": (R.MOUTH, R.CHIN),  # jaw drop: open mouth, chin lower
-}
-
-# FACS prototypes (SEEDS.md), in SEVEN order.
-PROTOTYPES: dict[Emotion, tuple[str, ...]] = {
-    Emotion.NEUTRAL: (),
-    Emotion.HAPPINESS: ("AU6", "AU12"),
-    Emotion.SURPRISE: ("AU1", "AU2", "AU5", "AU26"),
-    Emotion.SADNESS: ("AU1", "AU4", "AU15"),
-    Emotion.ANGER: ("AU4", "AU5", "AU7", "AU23"),
-    Emotion.DISGUST: ("AU9", "AU15", "AU16"),
-    Emotion.FEAR: ("AU1", "AU2", "AU4", "AU5", "AU7", "AU20", "AU26"),
-}
 
 # Per-image AU intensity noise: prototype AUs ~ U(AU_ON), any other AU is on with
 # probability SPURIOUS_P at ~ U(0, SPURIOUS_MAX); the two ranges never overlap.
@@ -104,30 +72,6 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 SUPERSAMPLE = 2  # drawn at 2x and block-averaged: anti-aliased edges
 CLUTTER = 6  # most background shapes per image
-
-
-def _regions_of(aus: tuple[str, ...]) -> set[FaceRegion]:
-    return {r for au in aus for r in AU_REGIONS[au]}
-
-
-def _neutral_evidence() -> set[FaceRegion]:
-    """Regions moved by more than half of the six expressive prototypes: where stillness is most telling."""
-    moved = Counter(r for aus in PROTOTYPES.values() if aus for r in _regions_of(aus))
-    expressive = sum(1 for aus in PROTOTYPES.values() if aus)
-    return {r for r, c in moved.items() if c > expressive / 2}
-
-
-def evidence() -> dict[str, dict[str, list[str]]]:
-    """{emotion: {"regions": [...], "aus": [...]}}: the regions each emotion's AUs draw in.
-
-    Neutral has no AUs; its evidence is the regions moved by most other emotions (mouth, brows).
-    """
-    out = {}
-    for emo in SEVEN:
-        aus = PROTOTYPES[emo]
-        regions = _regions_of(aus) if aus else _neutral_evidence()
-        out[emo.value] = {"regions": [r.value for r in FaceRegion if r in regions], "aus": list(aus)}
-    return out
 
 
 @dataclass(frozen=True)

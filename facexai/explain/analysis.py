@@ -24,7 +24,8 @@ from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
 from facexai.explain.sanity import cascading_randomization, flag_insensitive
 from facexai.faces.landmarks import landmarks_for
-from facexai.faces.regions import FaceRegion, region_index
+from facexai.faces.regions import region_index
+from facexai.facs import FaceRegion
 from facexai.models import get_spec
 from facexai.training import Engine, open_run, predict
 

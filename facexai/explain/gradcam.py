@@ -19,10 +19,10 @@ from contextlib import contextmanager
 import torch
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from facexai.errors import ConfigError
+from facexai.io.progress import progress_bar
 
 CAM_METHODS = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "hirescam": HiResCAM}
 
@@ -38,15 +38,7 @@ def batches(n: int, batch_size: int, progress: bool = False, description: str = 
     """Slices covering range(n) in steps of `batch_size`, with an optional rich progress bar (on stderr)."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not progress,
-        transient=False,
-    )
+    bar = progress_bar(progress)
     with bar:
         task = bar.add_task(description, total=n)
         for i in range(0, n, batch_size):

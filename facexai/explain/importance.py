@@ -20,7 +20,7 @@ import torch
 from scipy import stats
 
 from facexai.emotions import Emotion
-from facexai.faces.regions import FaceRegion
+from facexai.facs import FaceRegion
 
 MODES = ("positive", "abs")
 
@@ -211,7 +211,7 @@ def truth_scores(
     """One row per emotion: does the method's top region lie where the emotion's evidence is?
 
     estimate: (G, R) per-emotion region scores (higher = more important), G = len(classes),
-    R = len(regions); evidence: {emotion: {"regions": [...]}} (`synthetic.evidence()`).
+    R = len(regions); evidence: {emotion: {"regions": [...]}} (`facs.evidence()`).
     relevance_mass: (G, R) per-emotion mean attribution share per region (`region_mass`) gives
     evidence_mass_share, the share of the mass in the evidence regions (NaN cells skipped;
     passing area-normalised relevance instead gives the area-normalised version); NaN without it.

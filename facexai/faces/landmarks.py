@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from facexai.data.base import SPLITS, FaceDataset
-from facexai.data.cache import atomic_save, cache_dir, fingerprint
+from facexai.data.cache import cache_dir, fingerprint
 from facexai.errors import ConfigError, MalformedDataError
+from facexai.io.files import atomic_save
 
 PROVIDERS: tuple[str, ...] = ("auto", "dataset", "dlib", "template")
 MIN_TEMPLATE_FACES = 50  # fewer ok faces than this and the fallback template is the shipped default

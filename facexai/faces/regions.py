@@ -36,27 +36,13 @@ with x' = (x + 0.5) * W' / W - 0.5, the convention of torchvision's resize (alig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import torch
 from skimage.draw import polygon as draw_polygon
 
-
-class FaceRegion(str, Enum):
-    FOREHEAD = "forehead"
-    BROWS = "brows"
-    GLABELLA = "glabella"  # between the brows, where AU4 (brow lowerer) acts
-    EYES = "eyes"
-    NOSE = "nose"
-    CHEEKS = "cheeks"
-    MOUTH = "mouth"
-    CHIN = "chin"
-
-    def __str__(self) -> str:
-        return self.value
-
+from facexai.facs import FaceRegion
 
 # iBUG 300-W 68-point index ranges (end exclusive)
 LANDMARK_GROUPS: dict[str, range] = {
@@ -275,12 +261,12 @@ def regions_figure(
 ) -> Path:
     """Write a PNG grid of faces (N, C, H, W) uint8 with their (N, R, H, W) masks and a colour legend.
 
-    Written whole or not at all (report.figures.save_figure).
+    Written whole or not at all (io.figures.save_figure).
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from facexai.report.figures import save_figure
+    from facexai.io.figures import save_figure
 
     path = Path(path)
     regions = list(FaceRegion)[: masks.shape[1]] if regions is None else [FaceRegion(r) for r in regions]

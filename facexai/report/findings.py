@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
+from facexai.io.files import write_csv, write_json
 from facexai.provenance import provenance
-from facexai.report.tables import write_csv, write_json
 
 FINDING_COLUMNS = ["group", "emotion", "region", "method", "fill", "measure", "estimate", "ci_low", "ci_high", "n"]
 
@@ -79,7 +79,7 @@ def attribution_grids(out: Path, subject: Any, maps: dict[str, torch.Tensor]) ->
     every face counts the same.
     """
     from facexai.explain.analysis import mean_by_emotion
-    from facexai.report.figures import attribution_grid
+    from facexai.io.figures import attribution_grid
 
     k = len(subject.data.classes)
     faces, n = mean_by_emotion(subject.data.images.float(), subject.labels, k)  # (K, C, H, W), (K,)

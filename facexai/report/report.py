@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 
+from facexai import facs
 from facexai.emotions import Emotion
 from facexai.errors import DataNotFoundError
 from facexai.explain import importance as I
-from facexai.faces.regions import FaceRegion
+from facexai.facs import FaceRegion
+from facexai.io import figures
+from facexai.io.files import atomic_write_text, read_csv, write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
-from facexai.report import figures
-from facexai.report.tables import atomic_write_text, read_csv, write_csv, write_json
 
 MAP_NAMES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "hirescam": "HiResCAM", "ig": "integrated gradients"}
 MAP_MEASURE = "relevance"  # area-normalised: 1.0 = no preference
@@ -218,9 +219,7 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
     # synthetic faces know their evidence; for real faces, the FACS prototypes are the expectation
     known = evidence is not None
     if not known:
-        from facexai.data.synthetic import evidence as facs_prototypes
-
-        evidence = facs_prototypes()
+        evidence = facs.evidence()
     truth = truth_rows(scores, evidence, saliency)
     truth_csv = "truth.csv" if known else "facs.csv"
 
@@ -298,8 +297,8 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
              "Each emotion's evidence regions are known by construction. "]
             if known else
             ["## Compared with the FACS prototypes", "",
-             "The regions moved by each emotion's prototype action units (SEEDS.md; neutral: the regions most "
-             "emotions move). Real faces need not use all of them, so this is an expectation, not ground truth. "]
+             "The regions moved by each emotion's prototype action units (the FACS table in `facexai/facs.py`; "
+             "neutral: the regions most emotions move). Real faces need not use all of them, so this is an expectation, not ground truth. "]
         )  # fmt: skip
         lines[-1] += (
             "*Top region* counts the emotions "

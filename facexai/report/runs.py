@@ -10,7 +10,7 @@ from typing import Any
 
 from facexai.config import from_dict, to_dict
 from facexai.errors import ConfigError, RunNotFoundError
-from facexai.report.tables import read_csv
+from facexai.io.files import read_csv
 
 # Fields that say how a run was executed, not what was trained: runs differing only in these (and the seed)
 # are repeats of one recipe.

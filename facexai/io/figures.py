@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,20 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from facexai.io.files import atomic_write  # noqa: E402
+
 
 def save_figure(fig, path: Path) -> Path:
-    """Write a figure to a temp file beside `path` and rename it: never a half-written PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    """Write a figure (format from the suffix, PNG by default), whole or not at all, and close it."""
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-        return path
+        kind = Path(path).suffix.lstrip(".") or "png"
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format=kind, dpi=120, bbox_inches="tight"))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def curves(history: Sequence[dict], path: Path, title: str = "") -> None:
