@@ -298,7 +298,8 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
             if known else
             ["## Compared with the FACS prototypes", "",
              "The regions moved by each emotion's prototype action units (the FACS table in `facexai/facs.py`; "
-             "neutral: the regions most emotions move). Real faces need not use all of them, so this is an expectation, not ground truth. "]
+             "neutral: the regions most emotions move). Real faces need not use all of them, so this is an "
+             "expectation, not ground truth. "]
         )  # fmt: skip
         lines[-1] += (
             "*Top region* counts the emotions "
