@@ -4,7 +4,7 @@
 
 For facexai.explain's batched Grad-CAM, integrated gradients (32 steps, constant baseline like
 the default black) and region occlusion (8 regions, blur fill), batched as `saliency` and
-`occlude` batch them (AnalysisConfig.batch_size rows), prints the median images/s of --repeats runs of
+`occlude` batch them (ExplainConfig.batch_size rows), prints the median images/s of --repeats runs of
   fp32:          contiguous model and inputs (the analysis path before channels_last),
   fp32 cl:       channels_last (what `saliency` / `occlude` run by default),
   bf16:          contiguous under bf16 autocast,
@@ -23,13 +23,13 @@ from collections.abc import Callable
 import torch
 from explain_throughput import REGIONS, STEPS, parser, rate, save, start  # benchmarks/ is on sys.path as a script
 
-from facexai.explain.analysis import AnalysisConfig
+from facexai.explain.analysis import ExplainConfig
 from facexai.explain.gradcam import cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
 from facexai.models import cam_layer
 
-BATCH = AnalysisConfig.batch_size  # rows per forward pass in the analysis
+BATCH = ExplainConfig.batch_size  # rows per forward pass in the analysis
 VARIANTS = {"fp32": (False, False), "fp32 cl": (True, False), "bf16": (False, True), "bf16 cl": (True, True)}
 
 

@@ -31,7 +31,7 @@ from captum.attr import FeatureAblation, IntegratedGradients
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from facexai.explain.analysis import AnalysisConfig
+from facexai.explain.analysis import ExplainConfig
 from facexai.explain.gradcam import cam_maps
 from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude
@@ -115,7 +115,7 @@ def main() -> None:
     if args.bf16:  # a channels_last copy: .to converts in place, and the per-image path keeps `model`
         fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
         xf, fast_layer = x.contiguous(memory_format=torch.channels_last), cam_layer(fast, "seed_vgg")
-    rows_per_pass = args.batch or AnalysisConfig.batch_size  # Grad-CAM and occlusion, as the analysis batches
+    rows_per_pass = args.batch or ExplainConfig.batch_size  # Grad-CAM and occlusion, as the analysis batches
     ig_kw = {"batch_size": max(1, args.batch // STEPS), "internal_batch_size": args.batch} if args.batch else {}
 
     def gradcam_per_image(k: int) -> None:

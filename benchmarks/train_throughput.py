@@ -17,9 +17,10 @@ import torch
 from facexai.config import AugmentConfig
 from facexai.data.augment import Preprocess, prepare, random_affine
 from facexai.io.files import write_csv, write_json
+from facexai.metrics import soft_cross_entropy
 from facexai.models import create_model
 from facexai.provenance import git_commit, now, provenance
-from facexai.training import Engine, bf16_supported, resolve_device, soft_cross_entropy
+from facexai.runs import Engine, bf16_supported, resolve_device
 
 
 def images_per_s(engine: Engine, size: int, batch: int, steps: int) -> float:

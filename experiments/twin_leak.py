@@ -24,12 +24,11 @@ import torch
 
 from facexai.config import from_dict
 from facexai.data import load_dataset
-from facexai.data.augment import Preprocess
 from facexai.data.base import SPLITS, FaceDataset, train_twins
 from facexai.errors import FacexaiError, RunNotFoundError
 from facexai.io.files import write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
-from facexai.training import open_run, predict, resolve_device
+from facexai.runs import open_run, resolve_device, run_data
 
 
 def leak_rows(run: Path, data: FaceDataset, twins: torch.Tensor, device: str) -> list[dict]:
@@ -42,8 +41,10 @@ def leak_rows(run: Path, data: FaceDataset, twins: torch.Tensor, device: str) ->
     twin = twins[test]  # (n_test,) index into data of a train twin, or -1
     has_twin = twin >= 0
     same = int((has_twin & (data.labels[twin] == data.labels[test])).sum())  # labels[-1] is masked out
-    cfg, engine, model, meta, _ = open_run(run, device, data=data)
-    logits = predict(engine.model(model), data.images[test], Preprocess.from_dict(meta["preprocess"]), engine)
+    opened = open_run(run, device)
+    run_data(opened, data)  # the model's classes are the data's
+    cfg = opened.config
+    logits = opened.predict(data.images[test])
     right = logits.argmax(1) == data.labels[test]  # (n_test,)
     rows = []
     for subset, m in (("all", torch.ones_like(has_twin)), ("twin_in_train", has_twin), ("no_twin", ~has_twin)):

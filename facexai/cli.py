@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from facexai.config import DATASETS, check_reads
 from facexai.errors import ConfigError, FacexaiError, RunNotFoundError
 
 app = typer.Typer(
@@ -27,11 +28,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-class Dataset(str, Enum):
-    ferplus = "ferplus"
-    fer2013 = "fer2013"
-    rafdb = "rafdb"
-    synthetic = "synthetic"
+Dataset = Enum("Dataset", {name: name for name in DATASETS}, type=str)  # the names config.DATASETS lists
 
 
 class LabelMode(str, Enum):
@@ -72,12 +69,7 @@ SplitOpt = Annotated[SplitMode | None, typer.Option("--split", help="FER2013: of
 
 
 def _only_where_read(dataset: Dataset, label_mode, classes, split) -> None:
-    """A data option the chosen data set never reads is an error, not a silently recorded setting."""
-    given = {"--label-mode": label_mode, "--classes": classes, "--split": split}
-    owner = {"--label-mode": "ferplus", "--classes": "ferplus", "--split": "fer2013"}
-    for flag, value in given.items():
-        if value is not None and owner[flag] != dataset.value:
-            raise ConfigError(f"{flag} applies to {owner[flag]} only; {dataset.value} does not read it")
+    check_reads(dataset.value, **{"--label-mode": label_mode, "--classes": classes, "--split": split})
 
 
 def _resumable(partial: Path, dataset: Dataset, given: dict) -> None:
@@ -175,19 +167,10 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a trained run on a split of its data set; writes metrics-<split>[-<label mode>].json into the run."""
-    from facexai.io.files import write_json
-    from facexai.provenance import git_commit, now, provenance
-    from facexai.training import evaluate as evaluate_run
-    from facexai.training import resolve_device
+    from facexai.runs import write_evaluation
 
-    started, commit = now(), git_commit()
     mode = label_mode.value if label_mode else None
-    m = evaluate_run(run, split.value, str(data_root) if data_root else None, device, label_mode=mode)
-    settings = {"run": str(run), "split": split.value, "label_mode": mode, "data_root": data_root and str(data_root)}
-    m["provenance"] = provenance(
-        settings, resolve_device(device), started, commit
-    )  # the run's own provenance.json is its training
-    write_json(run / f"metrics-{split.value}{f'-{mode}' if mode else ''}.json", m)
+    m, _ = write_evaluation(run, split.value, str(data_root) if data_root else None, device, mode)
     out.print(_metrics_table(m, f"{run} on {split.value}: accuracy {m['accuracy']:.4f}"))
 
 
@@ -203,20 +186,14 @@ def data_check(
     """Load a data set and print images per split and class, what was dropped and why, and train twins."""
     from facexai.config import DataConfig
     from facexai.data import load_dataset
-    from facexai.data.base import SPLITS, train_twins
+    from facexai.data.base import describe
 
     _only_where_read(dataset, label_mode, classes, split)
-    opts = {
-        k: v
-        for k, v in {
-            "label_mode": label_mode and label_mode.value,
-            "classes": classes,
-            "split": split and split.value,
-        }.items()
-        if v is not None
-    }
+    given = {"label_mode": label_mode and label_mode.value, "classes": classes, "split": split and split.value}
+    opts = {k: v for k, v in given.items() if v is not None}
     ds = load_dataset(DataConfig(dataset=dataset.value, root=str(data_root) if data_root else None, **opts))
-    counts = ds.counts()
+    facts = describe(ds)
+    counts = facts["counts"]
     t = Table(title=f"{dataset.value}: {len(ds)} images, {ds.channels}x{ds.size[0]}x{ds.size[1]}")
     t.add_column("emotion")
     for s in counts:
@@ -225,13 +202,11 @@ def data_check(
         t.add_row(str(c), *(str(counts[s][str(c)]) for s in counts))
     t.add_row("[bold]total", *(f"[bold]{sum(counts[s].values())}" for s in counts))
     out.print(t)
-    if "found" in ds.meta:
-        out.print("found before dropping: " + ", ".join(f"{s} {n}" for s, n in ds.meta["found"].items()))
-    dropped = {k: v for k, v in ds.meta.get("dropped", {}).items() if v}
+    if facts["found"]:
+        out.print("found before dropping: " + ", ".join(f"{s} {n}" for s, n in facts["found"].items()))
+    dropped = facts["dropped"]
     out.print("dropped: " + (", ".join(f"{n} ({why})" for why, n in dropped.items()) if dropped else "none"))
-    twin = train_twins(ds) >= 0
-    held_out = [(s, ds.split == SPLITS.index(s)) for s in SPLITS[1:]]
-    shown = [f"{s} {int(twin[m].sum())} of {int(m.sum())}" for s, m in held_out if m.any()]
+    shown = [f"{s} {twins} of {n}" for s, (twins, n) in facts["twins"].items()]
     out.print("pixel-identical twin in train: " + ", ".join(shown))
 
 
@@ -287,10 +262,9 @@ Bf16Opt = Annotated[
 ]
 
 
-def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg):
+def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg, bf16: bool):
     from facexai.explain.analysis import load_subject
-    from facexai.report.findings import newest_run
-    from facexai.training import bf16_supported
+    from facexai.runs import bf16_supported, newest_run
 
     if run is None:
         run = newest_run("runs", dataset)
@@ -298,8 +272,8 @@ def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg)
             raise RunNotFoundError(f"no finished run under runs/{' for ' + dataset if dataset else ''}; pass --run")
     err.print(f"analysing {run}")
     subject = load_subject(run, cfg, data_root=str(data_root) if data_root else None)
-    if cfg.bf16 and not bf16_supported(subject.engine.device):
-        err.print(f"[yellow]warning:[/yellow] {subject.engine.device} has no hardware bf16: --bf16 will be slow")
+    if bf16 and not bf16_supported(subject.run.engine.device):
+        err.print(f"[yellow]warning:[/yellow] {subject.run.engine.device} has no hardware bf16: --bf16 will be slow")
     return subject
 
 
@@ -314,7 +288,7 @@ def saliency(
     split: Annotated[Split, typer.Option(help="Which split to explain.")] = Split.test,
     target: TargetOpt = "pred",
     ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
-    ig_baseline: Annotated[str, typer.Option(help="black, blur or mean.")] = "black",
+    ig_baseline: Annotated[str, typer.Option(help="black, blur, mean or noise.")] = "black",
     sanity_n: Annotated[int, typer.Option(help="Images for the model-randomisation sanity check (0 = skip).")] = 16,
     dataset: DatasetOpt = None,
     data_root: DataRoot = None,
@@ -325,24 +299,16 @@ def saliency(
     progress: ProgressOpt = True,
 ) -> None:
     """Attribution maps over a split, reduced to region relevance per emotion with 95% bootstrap intervals."""
-    from facexai.explain.analysis import AnalysisConfig
+    from facexai.explain.analysis import ExplainConfig, SubjectConfig
     from facexai.provenance import git_commit, now
 
     started, commit = now(), git_commit()
-    cfg = AnalysisConfig(
-        split=split.value,
-        target=target,
-        methods=tuple(m.strip() for m in methods.split(",")),
-        ig_steps=ig_steps,
-        ig_baseline=ig_baseline,
-        sanity_n=sanity_n,
-        limit=limit,
-        device=device,
-        threads=threads,
-        bf16=bf16,
-        progress=progress,
-    )
-    subject = _subject(run, dataset, data_root, cfg)
+    scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
+    cfg = ExplainConfig(
+        methods=tuple(m.strip() for m in methods.split(",")), target=target, ig_steps=ig_steps,
+        ig_baseline=ig_baseline, sanity_n=sanity_n, bf16=bf16, progress=progress,
+    )  # fmt: skip
+    subject = _subject(run, dataset, data_root, scfg, bf16)
     for path in _saliency_to(out_dir, subject, cfg, started, commit):
         out.print(str(path))
 
@@ -368,7 +334,10 @@ def occlude(
         ),
     ] = "all",
     fill: Annotated[
-        str, typer.Option(help="Comma-separated: blur (Gaussian blur of the same face), mean (data-set mean), noise.")
+        str,
+        typer.Option(
+            help="Comma-separated: blur (Gaussian blur of the same face), mean (data-set mean), noise, black."
+        ),
     ] = "blur",
     run: RunOpt = None,
     split: Annotated[Split, typer.Option(help="Which split to occlude.")] = Split.test,
@@ -382,34 +351,18 @@ def occlude(
     progress: ProgressOpt = True,
 ) -> None:
     """Replace face regions and measure the drop in class probability and accuracy per emotion, with 95% CIs."""
-    from facexai.explain.analysis import AnalysisConfig
-    from facexai.facs import FaceRegion
+    from facexai.explain.analysis import ExplainConfig, SubjectConfig
+    from facexai.facs import parse_regions
     from facexai.provenance import git_commit, now
     from facexai.report.findings import write_occlusion
 
-    names = [r.strip() for r in region.split(",")]
-    if names == ["all"]:
-        regions = tuple(FaceRegion)
-    else:
-        try:
-            regions = tuple(FaceRegion(n) for n in names)
-        except ValueError:
-            raise ConfigError(
-                f"unknown region in {region!r}; expected all or some of {', '.join(r.value for r in FaceRegion)}"
-            ) from None
     started, commit = now(), git_commit()
-    cfg = AnalysisConfig(
-        split=split.value,
-        target=target,
-        regions=regions,
-        fills=tuple(f.strip() for f in fill.split(",")),
-        limit=limit,
-        device=device,
-        threads=threads,
-        bf16=bf16,
+    cfg = ExplainConfig(
+        target=target, regions=parse_regions(region), fills=tuple(f.strip() for f in fill.split(",")), bf16=bf16,
         progress=progress,
-    )
-    subject = _subject(run, dataset, data_root, cfg)
+    )  # fmt: skip
+    scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
+    subject = _subject(run, dataset, data_root, scfg, bf16)
     for path in write_occlusion(out_dir, subject, cfg, started, commit):
         out.print(str(path))
 
@@ -440,23 +393,9 @@ def compare(
     title: Annotated[str, typer.Option(help="Figure title.")] = "",
 ) -> None:
     """Runs side by side: one row per run, mean +- std over runs that differ only in seed, and their curves."""
-    from facexai.io import figures
-    from facexai.io.files import write_csv, write_json
-    from facexai.provenance import git_commit, now, provenance
-    from facexai.report.runs import RUN_COLUMNS, read_run, seed_summary
+    from facexai.report.runs import write_comparison
 
-    started, commit = now(), git_commit()
-    if label and len(label) != len(runs):
-        raise ConfigError(f"--label given {len(label)} times for {len(runs)} runs; give one per run or none")
-    rows = [read_run(r, lb) for r, lb in zip(runs, label or [None] * len(runs), strict=True)]
-    if len({r["label"] for r in rows}) != len(rows):
-        raise ConfigError("run labels must differ; pass --label once per run")
-    summary = seed_summary(rows)
-    write_csv(out_dir / "runs.csv", [{k: r[k] for k in RUN_COLUMNS} for r in rows], RUN_COLUMNS)
-    write_csv(out_dir / "seeds.csv", summary)
-    write_csv(out_dir / "confusions.csv", [{"label": r["label"], **c} for r in rows for c in r["confusions"]])
-    figures.histories({r["label"]: r["history"] for r in rows}, out_dir / "histories.png", title)
-    write_json(out_dir / "provenance.json", provenance({"runs": [str(r) for r in runs]}, "cpu", started, commit))
+    rows, summary = write_comparison(runs, out_dir, label, title)
     t = Table(title=f"{len(rows)} runs")
     for c in ("label", "seed", "test acc", "val acc", "epoch kept / run", "last-epoch test acc"):
         t.add_column(c, justify="left" if c == "label" else "right")
@@ -504,19 +443,12 @@ def regions_show(
 ) -> None:
     """Draw the face-region masks over a few faces, to check them by eye."""
     from facexai.config import DataConfig
-    from facexai.data import SPLITS, load_dataset
-    from facexai.faces.landmarks import landmarks_for
-    from facexai.faces.regions import region_masks, regions_figure
+    from facexai.data import load_dataset
+    from facexai.faces.regions import show_regions
 
-    if n < 1:
-        raise ConfigError(f"--n must be at least 1, got {n}")
     ds = load_dataset(DataConfig(dataset=dataset.value, root=str(data_root) if data_root else None))
-    keep = ds.split == SPLITS.index(split.value)
-    part = ds.select(keep & (keep.long().cumsum(0) <= n))
-    lm, ok, provider, counts = landmarks_for(part, landmarks)
-    masks = region_masks(lm, part.size, margin=margin)
-    titles = [f"{part.classes[int(y)]}{'' if good else ' (template)'}" for y, good in zip(part.labels, ok, strict=True)]
-    path = regions_figure(part.images, masks, out_path or Path(f"regions-{dataset.value}.png"), titles=titles)
+    png = out_path or Path(f"regions-{dataset.value}.png")
+    path, provider, counts = show_regions(ds, png, n, split.value, landmarks, margin)
     used = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
     out.print(f"landmarks: {provider} ({used})")
     if provider == "template":
@@ -535,7 +467,7 @@ def demo(
     """The built-in main job: train the seed network on synthetic FACS faces, evaluate it, then explain it
     (saliency, occlusion, report) and check the findings against the evidence the faces were drawn with."""
     from facexai.config import override, recipe
-    from facexai.explain.analysis import FILLS, AnalysisConfig, load_subject
+    from facexai.explain.analysis import ExplainConfig, SubjectConfig, load_subject
     from facexai.provenance import git_commit, now
     from facexai.report.findings import write_occlusion
     from facexai.report.report import write_report
@@ -549,9 +481,9 @@ def demo(
     folder = run.path / "analysis"
     started, commit = now(), git_commit()
     # about a minute on 2 cores, so that make demo stays under 10 minutes; the commands default to more
-    cfg = AnalysisConfig(fills=FILLS, limit=limit, sanity_n=2, progress=progress)
+    cfg = ExplainConfig(fills=("mean", "blur", "noise"), sanity_n=2, progress=progress)
     err.print(f"explaining the first {limit} test faces: saliency, sanity check, occlusion")
-    subject = load_subject(run.path, cfg)
+    subject = load_subject(run.path, SubjectConfig(limit=limit))
     _saliency_to(folder, subject, cfg, started, commit)
     write_occlusion(folder, subject, cfg, now(), commit)
     out.print(f"report: {write_report(folder)}")

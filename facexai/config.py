@@ -11,13 +11,41 @@ import tomllib
 
 from facexai.errors import ConfigError, DataNotFoundError, MalformedDataError
 
+# Every data set by name, with the DataConfig settings it reads besides dataset, root, split_seed and cache:
+# the one list of names (the loader of "x" is facexai.data.x; the CLI's choices and checks come from here).
+DATASETS: dict[str, tuple[str, ...]] = {
+    "ferplus": ("classes", "label_mode"),
+    "fer2013": ("split",),
+    "rafdb": ("val_fraction",),
+    "synthetic": ("synthetic_n", "synthetic_size", "synthetic_channels"),
+}
+
+
+def check_dataset(name: str) -> str:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
+    return name
+
+
+def check_reads(dataset: str, **given: Any) -> None:
+    """A data setting the data set never reads is an error, not a silently recorded choice.
+
+    given: {setting: value}, None = not given; names may be spelled as command-line flags (--label-mode).
+    """
+    reads = DATASETS[check_dataset(dataset)]
+    for flag, value in given.items():
+        setting = flag.removeprefix("--").replace("-", "_")
+        if value is not None and setting not in reads:
+            owners = [n for n, reads in DATASETS.items() if setting in reads]
+            raise ConfigError(f"{flag} applies to {' and '.join(owners)} only; {dataset} does not read it")
+
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "synthetic"  # ferplus | fer2013 | rafdb | synthetic
+    dataset: str = "synthetic"  # a name in DATASETS
     root: str | None = None  # data set folder or file; synthetic needs none
     classes: int = 7  # FER+: 7 (seed B, no contempt) or 8 (Barsoum); others have 7
-    label_mode: str = "soft"  # soft | majority | plurality (data sets with votes)
+    label_mode: str = "soft"  # FER+: soft (train on the vote distributions) | majority | plurality (one-hot)
     split: str = "official"  # FER2013: official | seed-a (pooled, re-split 70/20/10)
     val_fraction: float = 0.1  # RAF-DB: validation share carved out of train (synthetic: fixed 70/15/15)
     split_seed: int = 0  # seed of every re-split
@@ -55,7 +83,6 @@ class TrainConfig:
     early_stop_patience: int | None = None  # epochs without improvement before stopping; None = never
     monitor: str = "val_loss"  # val_loss | val_acc: picks the best epoch and drives the schedule
     restore_best: bool = True  # evaluate and keep the best epoch's weights, else the last epoch's
-    soft_labels: bool = True  # cross-entropy against vote distributions where the data set has them
     label_smoothing: float = 0.0  # targets mixed with the uniform distribution by this share
     ema_decay: float | None = None  # per-step decay of an exponential moving average of the weights (None = off);
     # validation, the kept checkpoint and the test use the averaged weights
@@ -70,9 +97,17 @@ class TrainConfig:
 
 
 _NESTED = {"augment": AugmentConfig, "data": DataConfig}
+# Settings earlier versions wrote that are now read elsewhere: {name: value it must have, or None for any}.
+# soft_labels: training uses the votes exactly when the data carries them (FER+'s label_mode soft).
+_RETIRED = {"soft_labels": True}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if cls is TrainConfig:
+        values = dict(values)
+        for name, allowed in _RETIRED.items():
+            if name in values and values.pop(name) != allowed:
+                raise ConfigError(f"{where}: {name} = false is no longer read; use [data] label_mode = \"plurality\"")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -147,7 +182,5 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def recipe(dataset: str) -> TrainConfig:
-    """The default TrainConfig for a data set."""
-    if dataset not in RECIPES:
-        raise ConfigError(f"unknown data set {dataset!r}; expected one of {', '.join(RECIPES)}")
-    return _build(TrainConfig, RECIPES[dataset], f"recipe {dataset}")
+    """The default TrainConfig for a data set (each data set in DATASETS has one)."""
+    return _build(TrainConfig, RECIPES[check_dataset(dataset)], f"recipe {dataset}")

@@ -17,6 +17,7 @@ from collections import Counter
 from enum import Enum
 
 from facexai.emotions import SEVEN, Emotion
+from facexai.errors import ConfigError
 
 
 class FaceRegion(str, Enum):
@@ -87,3 +88,16 @@ def evidence() -> dict[str, dict[str, list[str]]]:
         regions = regions_of(aus) if aus else _neutral_evidence()
         out[emo.value] = {"regions": [r.value for r in FaceRegion if r in regions], "aus": list(aus)}
     return out
+
+
+def parse_regions(text: str) -> tuple[FaceRegion, ...]:
+    """"all" or comma-separated region names -> regions, in the order given."""
+    names = [r.strip() for r in text.split(",")]
+    if names == ["all"]:
+        return tuple(FaceRegion)
+    try:
+        return tuple(FaceRegion(n) for n in names)
+    except ValueError:
+        raise ConfigError(
+            f"unknown region in {text!r}; expected all or some of {', '.join(r.value for r in FaceRegion)}"
+        ) from None

@@ -1,8 +1,9 @@
-"""Classification metrics: tensors in, JSON-able numbers out."""
+"""Classification metrics and the training loss: tensors in, JSON-able numbers out."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from facexai.emotions import Emotion
 
@@ -29,3 +30,8 @@ def summarize(pred: torch.Tensor, true: torch.Tensor, classes: tuple[Emotion, ..
     if loss is not None:
         out["loss"] = loss
     return out
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -sum_k t_k log softmax(z)_k; targets (B, K) are distributions."""
+    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()

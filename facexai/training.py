@@ -1,4 +1,4 @@
-"""fit(config) -> run folder: the earlier projects' recipes on in-memory uint8 tensors.
+"""fit(config) -> Run: the earlier projects' recipes (and faster ones) on in-memory uint8 tensors.
 
 The whole data set sits on the training device; each batch is gathered by index,
 warped by one affine grid and standardised there (no DataLoader workers). A run
@@ -10,8 +10,6 @@ A later multi-GPU mode would shard `epoch_order` per rank and wrap the model in 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,42 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 
 from facexai import metrics as M
 from facexai.config import TrainConfig, from_dict, to_dict
 from facexai.data import FaceDataset, load_dataset
 from facexai.data.augment import Preprocess, channel_stats, prepare, random_affine
-from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
+from facexai.errors import ConfigError, RunNotFoundError
 from facexai.io import figures
-from facexai.io.files import atomic_save, read_csv, write_csv, write_json
+from facexai.io.files import atomic_save, write_csv, write_json
 from facexai.io.progress import progress_bar
+from facexai.metrics import soft_cross_entropy
 from facexai.models import create_model, get_spec
 from facexai.provenance import command, git_commit, now, provenance
+from facexai.runs import Engine, Run, predict
 
 HISTORY_COLUMNS = [
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s", "gflop",
 ]  # fmt: skip
-
-
-@dataclass
-class Run:
-    path: Path
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def plateau_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
@@ -120,88 +100,9 @@ def forward_gflop(model: torch.nn.Module, channels: int, size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def bf16_supported(device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
-    """bf16 autocast pays off only with hardware bf16 (CUDA Ampere+, or CPUs with AVX-512 BF16 / AMX).
-
-    oneDNN's own check (`_is_mkldnn_bf16_supported`) is true on any AVX-512 CPU, where bf16 is
-    emulated and slower than fp32; so on Linux the CPU flags decide (x86 avx512_bf16 / amx_bf16,
-    Arm bf16), and oneDNN's check only where they cannot be read.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = {
-            f for line in Path(cpuinfo).read_text().splitlines() if line.startswith(("flags", "Features"))
-            for f in line.split(":", 1)[1].split()
-        }  # fmt: skip
-    except OSError:
-        flags = set()
-    if flags:
-        return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of -sum_k t_k log softmax(z)_k; targets (B, K) are distributions."""
-    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
-
-
 def epoch_order(n: int, epoch: int, seed: int) -> torch.Tensor:
     """The shuffled training order of one epoch, a function of (seed, epoch) alone (resumable)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-
-
-@dataclass(frozen=True)
-class Engine:
-    """Where and how tensors flow: device, precision, memory format."""
-
-    device: torch.device
-    bf16: bool
-    channels_last: bool
-
-    @classmethod
-    def from_config(cls, cfg: TrainConfig) -> Engine:
-        device = resolve_device(cfg.device)
-        bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
-        return cls(device, bf16, True if cfg.channels_last is None else cfg.channels_last)
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def model(self, model: torch.nn.Module) -> torch.nn.Module:
-        model = model.to(self.device)
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
-
-
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    pre: Preprocess,
-    engine: Engine,
-    batch: int = 256,
-    tta_flip: bool = False,
-) -> torch.Tensor:
-    """(N, K) float32 logits on the CPU for uint8 (N, C, H, W) images.
-
-    tta_flip: the mean of the logits of each image and its mirror image (test-time augmentation).
-    """
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch):
-        x = engine.input(prepare(images[i : i + batch].to(engine.device, non_blocking=True), pre))
-        with engine.autocast():
-            logits = model(x).float()
-            if tta_flip:
-                logits = (logits + model(x.flip(-1)).float()) / 2
-        out.append(logits.cpu())
-    return torch.cat(out) if out else torch.empty(0, 0)
 
 
 def _scores(logits: torch.Tensor, data: FaceDataset) -> tuple[float, float]:
@@ -286,10 +187,9 @@ def _folders(cfg: TrainConfig, out: str | Path, name: str, resume: str | Path | 
 
 
 def _splits(cfg: TrainConfig, data: FaceDataset) -> tuple[FaceDataset, FaceDataset, FaceDataset, Preprocess]:
-    """Train, val and test (without votes unless the recipe trains on them) and the model's preprocessing."""
+    """Train, val and test (their votes, where the data carries them, are the targets) and the model's
+    preprocessing."""
     train, val, test = (data.subset(s) for s in ("train", "val", "test"))
-    if not cfg.soft_labels:
-        train, val, test = (dataclasses.replace(d, votes=None) for d in (train, val, test))
     spec = get_spec(cfg.model)
     channels = cfg.in_channels or spec.in_channels
     pre = Preprocess(cfg.input_size or spec.input_size, channels, *channel_stats(train.images, channels))
@@ -505,7 +405,8 @@ def fit(
 
     gflop = _epochs(loop, cfg, engine, (train, val), pre, partial, save, console, progress)
     result = _test_metrics(loop, cfg, (val, test), pre, engine, data.classes)
-    atomic_save(_checkpoint(loop.evaluated.state_dict(), cfg, data, pre, result["epoch"]), partial / "checkpoint.pt")
+    ckpt = _checkpoint(loop.evaluated.state_dict(), cfg, data, pre, result["epoch"])
+    atomic_save(ckpt, partial / "checkpoint.pt")
     write_json(partial / "metrics.json", result)
     _figures(partial, loop.history, result, f"{data.name} / {cfg.model} / seed {cfg.seed}")
     sizes = {s: len(d) for s, d in (("train", train), ("val", val), ("test", test))}
@@ -519,70 +420,4 @@ def fit(
     write_json(partial / "provenance.json", prov)
     (partial / "state.pt").unlink()
     partial.rename(final)
-    return Run(final, result, loop.history)
-
-
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """A trained model (eval mode) and its metadata from a run folder or a checkpoint file."""
-    path = Path(path)
-    file = path / "checkpoint.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise RunNotFoundError(f"no checkpoint at {file} (a finished run folder holds checkpoint.pt)")
-    ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    meta = ckpt["meta"]
-    model = create_model(meta["model"], len(meta["classes"]), meta["preprocess"]["channels"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), meta
-
-
-def open_run(
-    run: str | Path,
-    device: str = "auto",
-    data: FaceDataset | None = None,
-    data_root: str | None = None,
-    label_mode: str | None = None,
-) -> tuple[TrainConfig, Engine, torch.nn.Module, dict[str, Any], FaceDataset]:
-    """A finished run's config, engine, model (eval mode) and metadata, and the data set it was trained on
-    (with `label_mode`, its votes read that way instead)."""
-    run = Path(run)
-    if not (run / "config.json").is_file():
-        raise RunNotFoundError(f"not a run folder (no config.json): {run}")
-    cfg = from_dict(json.loads((run / "config.json").read_text()))
-    engine = Engine.from_config(dataclasses.replace(cfg, device=device))
-    model, meta = load_checkpoint(run, engine.device)
-    if label_mode is not None and cfg.data.dataset != "ferplus":
-        raise ConfigError(f"{run}: --label-mode reads FER+ votes; this run is on {cfg.data.dataset}")
-    if label_mode is not None and data is not None:
-        raise ConfigError("label_mode re-reads the run's data set from disk; pass it or data, not both")
-    if data is None:
-        changes = {k: v for k, v in (("root", data_root), ("label_mode", label_mode)) if v is not None}
-        data = load_dataset(dataclasses.replace(cfg.data, **changes))
-    if [str(c) for c in data.classes] != meta["classes"]:
-        raise ClassMismatchError(f"{run}: model predicts {meta['classes']}, data has {[str(c) for c in data.classes]}")
-    return cfg, engine, model, meta, data
-
-
-def evaluate(
-    run: str | Path,
-    split: str = "test",
-    data_root: str | None = None,
-    device: str = "auto",
-    data: FaceDataset | None = None,
-    label_mode: str | None = None,
-) -> dict[str, Any]:
-    """Metrics of a finished run's model on one split of the data set it was trained on.
-
-    `label_mode` scores against the votes read another way (FER+): Barsoum et al. score every
-    training mode on the majority-vote val and test faces.
-    """
-    _, engine, model, meta, data = open_run(run, device, data, data_root, label_mode)
-    part = data.subset(split)
-    pre = Preprocess.from_dict(meta["preprocess"])
-    logits = predict(engine.model(model), part.images, pre, engine, tta_flip=meta.get("tta_flip", False))
-    loss, _ = _scores(logits, part)
-    summary = M.summarize(logits.argmax(1), part.labels, data.classes, loss)
-    return {"split": split, **({"label_mode": label_mode} if label_mode else {}), **summary, "epoch": meta["epoch"]}
-
-
-def read_history(run: str | Path) -> list[dict[str, str]]:
-    return read_csv(Path(run) / "history.csv")
+    return Run(final, loop.evaluated.eval(), ckpt["meta"], engine, cfg, result, loop.history)

@@ -94,7 +94,7 @@ def test_train_then_evaluate_rafdb_layout_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((run / "metrics-val.json").read_text())["split"] == "val"
     result = invoke("evaluate", run, "--label-mode", "majority")  # votes exist only in FER+
-    assert result.exit_code == 2 and "reads FER+ votes" in result.stderr
+    assert result.exit_code == 2 and "--label-mode applies to ferplus only; rafdb" in result.stderr
     assert not (run / "metrics-test-majority.json").exists()
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from facexai.config import TrainConfig, from_dict, load_config, override, recipe, to_dict
+from facexai.config import RECIPES, TrainConfig, from_dict, load_config, override, recipe, to_dict
 from facexai.errors import ConfigError, DataNotFoundError, MalformedDataError
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -22,13 +22,13 @@ def test_default_recipes_are_the_experiment_files(dataset, toml):
 
 def test_seed_recipes_match_the_papers():
     b = load_config(EXPERIMENTS / "ferplus_seed_b.toml")
-    assert (b.lr, b.batch_size, b.epochs, b.lr_factor, b.monitor, b.soft_labels) == (
+    assert (b.lr, b.batch_size, b.epochs, b.lr_factor, b.monitor, b.data.label_mode) == (
         0.01,
         64,
         30,
         0.1,
         "val_loss",
-        True,
+        "soft",  # seed B trains on the tagger votes
     )
     assert (b.augment.rotation, b.augment.scale, b.augment.flip) == (10.0, 0.1, True)
     assert load_config(EXPERIMENTS / "rafdb_seed_b.toml").lr == 0.001
@@ -73,3 +73,21 @@ def test_bad_config_files_name_the_problem(tmp_path):
         load_config(tmp_path / "typo.toml")
     with pytest.raises(ConfigError, match="unknown data set"):
         recipe("affectnet")
+
+
+def test_a_config_written_with_the_retired_soft_labels_switch_still_loads():
+    old = {**to_dict(TrainConfig()), "soft_labels": True}  # what run folders before it was retired hold
+    assert from_dict(old) == TrainConfig()
+    with pytest.raises(ConfigError, match="label_mode"):
+        from_dict({**old, "soft_labels": False})
+
+
+def test_a_data_setting_is_refused_where_the_data_set_does_not_read_it():
+    from facexai.config import DATASETS, check_reads
+
+    check_reads("ferplus", label_mode="majority", classes=8, split=None)
+    with pytest.raises(ConfigError, match="--split applies to fer2013 only; ferplus"):
+        check_reads("ferplus", **{"--split": "seed-a"})
+    with pytest.raises(ConfigError, match="unknown data set 'affectnet'"):
+        check_reads("affectnet")
+    assert set(DATASETS) == set(RECIPES)  # every data set has its reference recipe

@@ -18,8 +18,9 @@ from torch import nn
 from facexai.data.augment import Preprocess
 from facexai.errors import ConfigError
 from facexai.explain.gradcam import CAM_METHODS, cam_maps
-from facexai.explain.integrated import integrated_gradients, make_baseline
+from facexai.explain.integrated import integrated_gradients
 from facexai.explain.occlusion import occlude, occlude_reference
+from facexai.explain.references import reference
 from facexai.models import cam_layer, create_model
 
 S = 16  # image side
@@ -179,7 +180,7 @@ def test_ig_completeness_within_the_reported_delta():
     pre = Preprocess(S, 3, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
     for baseline in ("black", "blur"):
         attr, delta = integrated_gradients(model, x, t, baseline=baseline, pre=pre, n_steps=64)
-        b = make_baseline(x, baseline, pre)
+        b = reference(x, baseline, pre)
         with torch.no_grad():
             change = model(x).gather(1, t[:, None]).squeeze(1) - model(b).gather(1, t[:, None]).squeeze(1)
         gap = (attr.sum((1, 2, 3)) - change).abs()
@@ -208,19 +209,19 @@ def test_ig_memory_does_not_grow_with_the_images_under_bf16_autocast():
     assert grown < 100 * 2**20, f"grew {grown / 2**20:.0f} MB over 200 images"
 
 
-def test_named_baselines():
+def test_named_references():
     x = torch.randn(2, 3, S, S)
     pre = Preprocess(S, 3, (0.5, 0.4, 0.3), (0.25, 0.2, 0.5))
-    black = make_baseline(x, "black", pre)
+    black = reference(x, "black", pre)
     torch.testing.assert_close(black[0, :, 0, 0], torch.tensor([-2.0, -2.0, -0.6]))  # (0 - mean) / std
-    assert (make_baseline(x, "mean") == 0).all()
-    blurred = make_baseline(x, "blur")
+    assert (reference(x, "mean") == 0).all()
+    blurred = reference(x, "blur")
     assert blurred.shape == x.shape and blurred.std() < 0.5 * x.std()
     mean_image = torch.randn(3, S, S)
-    assert torch.equal(make_baseline(x, mean_image)[1], mean_image)
+    assert torch.equal(reference(x, mean_image)[1], mean_image)
     with pytest.raises(ConfigError, match="Preprocess"):
         integrated_gradients(smooth_net(), x, torch.zeros(2, dtype=torch.int64), baseline="black")
-    with pytest.raises(ConfigError, match="black, blur, mean"):
+    with pytest.raises(ConfigError, match="black, mean, blur, noise"):
         integrated_gradients(smooth_net(), x, torch.zeros(2, dtype=torch.int64), baseline="white")
 
 

@@ -15,7 +15,6 @@ from facexai.explain.importance import (
     attribution_map,
     bootstrap_group_means,
     map_relevance,
-    occlusion_effects,
     rank_regions,
     recovered,
     region_mass,
@@ -124,20 +123,6 @@ def test_bootstrap_skips_nan_and_small_groups():
     assert s["low"][1:].isnan().all() and s["high"][1:].isnan().all()
     with pytest.raises(ValueError):
         bootstrap_group_means(values, torch.tensor([0, 0, 0, 1, 4]), 4)
-
-
-def test_occlusion_effects():
-    base_prob = torch.tensor([0.9, 0.4])
-    prob = torch.tensor([[0.2, 0.9], [0.6, 0.4]])
-    base_correct = torch.tensor([True, False])
-    occluded_correct = torch.tensor([[False, True], [True, False]])
-    out = occlusion_effects(base_prob, prob, base_correct, occluded_correct)
-    close(out["acc_drop"], [[1.0, 0.0], [-1.0, 0.0]])
-    close(out["prob_drop"], [[0.7, 0.0], [-0.2, 0.0]])
-    present = torch.tensor([[True, False], [True, True]])
-    out = occlusion_effects(base_prob, prob, base_correct, occluded_correct, present)
-    assert out["acc_drop"][0, 1].isnan() and out["prob_drop"][0, 1].isnan()
-    assert out["acc_drop"].isnan().sum() == 1
 
 
 def test_rank_regions_nan_last_and_ties_in_order():

@@ -8,18 +8,12 @@ from toy import bars
 
 import facexai.training as T
 from facexai.config import AugmentConfig, DataConfig, TrainConfig
+from facexai.data.augment import Preprocess
 from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
+from facexai.metrics import soft_cross_entropy
 from facexai.models import create_model
-from facexai.training import (
-    bf16_supported,
-    evaluate,
-    fit,
-    forward_gflop,
-    load_checkpoint,
-    predict,
-    resolve_device,
-    soft_cross_entropy,
-)
+from facexai.runs import Engine, bf16_supported, evaluate, load_checkpoint, predict, resolve_device
+from facexai.training import fit, forward_gflop
 
 FAST = TrainConfig(
     epochs=3,
@@ -232,8 +226,8 @@ def test_label_smoothing_mixes_targets_with_the_uniform_distribution():
 def test_flip_tta_averages_the_logits_of_each_image_and_its_mirror():
     model = create_model("small_cnn", 7, 1).eval()
     images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
-    pre = T.Preprocess(28, 1, (0.5,), (0.25,))
-    engine = T.Engine(torch.device("cpu"), False, False)
+    pre = Preprocess(28, 1, (0.5,), (0.25,))
+    engine = Engine(torch.device("cpu"), False, False)
     plain = predict(model, images, pre, engine)
     mirrored = predict(model, images.flip(-1), pre, engine)
     assert torch.allclose(predict(model, images, pre, engine, tta_flip=True), (plain + mirrored) / 2, atol=1e-6)

@@ -1,39 +1,39 @@
-"""The whole analysis against known ground truth: a small CNN trained here on synthetic faces is
-explained, and every method is scored against the regions the faces' emotions were drawn in."""
+"""The whole analysis against known ground truth: a small CNN trained on synthetic faces is explained,
+and every method is scored against the regions the faces' emotions were drawn in.
+
+The model is committed (tests/fixtures/synthetic-small: small_cnn, 15 epochs on 4,200 synthetic 48x48
+faces, 85% test accuracy; tests/fixtures/regression/make.py trains it), so the test spends its time on
+the analysis rather than on training, which tests/test_training.py covers."""
+
+from pathlib import Path
 
 import pytest
 import torch
 
-from facexai.config import override, recipe
 from facexai.data import load_dataset
 from facexai.explain import analysis
-from facexai.explain.analysis import AnalysisConfig, load_subject, occlusion, saliency
+from facexai.explain.analysis import ExplainConfig, SubjectConfig, load_subject, occlusion, saliency
 from facexai.explain.importance import recovered
 from facexai.report.report import method_scores, truth_rows
-from facexai.training import fit, predict
+from facexai.runs import open_run, predict
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """small_cnn on 4,200 synthetic 48x48 faces, 15 epochs: about 90% test accuracy in under a minute."""
+    """(the committed synthetic run, its 4,200-face data set)."""
     torch.set_num_threads(1)
-    cfg = override(
-        recipe("synthetic"), model="small_cnn", epochs=15, batch_size=32, lr=0.01, **{"data.synthetic_n": 4200}
-    )
+    run = open_run(Path(__file__).parent / "fixtures" / "synthetic-small", "cpu")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACEXAI_CACHE", str(tmp_path_factory.mktemp("cache")))
-        data = load_dataset(cfg.data)
-        run = fit(cfg, out=tmp_path_factory.mktemp("runs"), data=data, progress=False)
+        data = load_dataset(run.config.data)
     return run, data
 
 
 def test_occlusion_and_a_map_method_recover_the_evidence_regions(trained):
     run, data = trained
     assert run.metrics["accuracy"] > 0.8
-    cfg = AnalysisConfig(
-        methods=("gradcam", "hirescam"), fills=("blur",), limit=210, n_boot=100, sanity_n=0, progress=False
-    )
-    subject = load_subject(run.path, cfg, data=data)
+    cfg = ExplainConfig(methods=("gradcam", "hirescam"), fills=("blur",), n_boot=100, sanity_n=0, progress=False)
+    subject = load_subject(run.path, SubjectConfig(limit=210), data=data)
     sal, _ = saliency(subject, cfg)
     occ, _ = occlusion(subject, cfg)
     truth = truth_rows(method_scores(sal, occ), data.meta["evidence"], sal)
@@ -52,7 +52,7 @@ def test_bf16_analysis_finds_what_fp32_finds(trained):
     """bf16 autocast (opt-in, for speed) moves each per-emotion mean by a small part of its 95%
     interval and changes no emotion's top region."""
     run, data = trained
-    kw = dict(methods=("gradcam", "ig"), fills=("blur",), limit=210, n_boot=100, sanity_n=0, progress=False)
+    kw = dict(methods=("gradcam", "ig"), fills=("blur",), n_boot=100, sanity_n=0, progress=False)
     found, engines = {}, []
 
     def fp32_only(model, images, pre, engine):
@@ -60,10 +60,10 @@ def test_bf16_analysis_finds_what_fp32_finds(trained):
         return predict(model, images, pre, engine)
 
     for bf16 in (False, True):
-        cfg = AnalysisConfig(bf16=bf16, **kw)
+        cfg = ExplainConfig(bf16=bf16, **kw)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(analysis, "predict", fp32_only)
-            subject = load_subject(run.path, cfg, data=data)
+            subject = load_subject(run.path, SubjectConfig(limit=210), data=data)
         sal, _ = saliency(subject, cfg)
         occ, _ = occlusion(subject, cfg)
         found[bf16] = (
@@ -98,8 +98,8 @@ def test_occlusion_accuracy_drop_is_against_its_own_pass_s_intact_prediction(tra
     """Under --bf16 the occlusion pass may predict an intact face differently from the fp32 model:
     accuracy lost by a region compares that pass with itself, not with subject.preds."""
     run, data = trained
-    cfg = AnalysisConfig(fills=("blur",), limit=70, n_boot=10, sanity_n=0, progress=False)
-    subject = load_subject(run.path, cfg, data=data)
+    cfg = ExplainConfig(fills=("blur",), n_boot=10, sanity_n=0, progress=False)
+    subject = load_subject(run.path, SubjectConfig(limit=70), data=data)
 
     def accuracy_drop(rows):
         return {

@@ -10,7 +10,8 @@ from toy import bars
 
 from facexai.config import AugmentConfig, TrainConfig
 from facexai.data.base import train_twins
-from facexai.training import evaluate, fit
+from facexai.runs import evaluate
+from facexai.training import fit
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "twin_leak.py"
 spec = importlib.util.spec_from_file_location("twin_leak", SCRIPT)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from facexai.emotions import Emotion
-from facexai.errors import EmptySplitError, MalformedDataError
+from facexai.errors import ConfigError, EmptySplitError, MalformedDataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -143,8 +143,6 @@ def labels_from_votes(votes: torch.Tensor, mode: str) -> tuple[torch.Tensor, tor
     if mode == "majority":
         keep &= top > total / 2
     elif mode not in ("soft", "plurality"):
-        from facexai.errors import ConfigError
-
         raise ConfigError(f"unknown label mode {mode!r}; expected soft, majority or plurality")
     return labels, keep
 
@@ -192,3 +190,16 @@ def train_twins(data: FaceDataset) -> torch.Tensor:
         if t:
             first.setdefault(k, i)
     return torch.tensor([-1 if t else first.get(k, -1) for k, t in zip(keys, is_train, strict=True)])
+
+
+def describe(data: FaceDataset) -> dict[str, Any]:
+    """What `data check` reports: images per split and class, what was found and dropped (and why), and
+    how many val/test faces have a pixel-identical twin in train: {"counts", "found", "dropped", "twins"}."""
+    twin = train_twins(data) >= 0
+    twins = {}
+    for s in SPLITS[1:]:
+        held = data.split == SPLITS.index(s)
+        if held.any():
+            twins[s] = (int(twin[held].sum()), int(held.sum()))
+    dropped = {why: n for why, n in data.meta.get("dropped", {}).items() if n}
+    return {"counts": data.counts(), "found": data.meta.get("found"), "dropped": dropped, "twins": twins}

@@ -17,6 +17,7 @@ import torch
 from facexai.config import DataConfig
 from facexai.data.base import SPLITS, FaceDataset, labels_from_votes
 from facexai.data.cache import cached, fingerprint, tree_files
+from facexai.data.fer2013 import read_csv  # one parser for both data sets
 from facexai.data.images import decode_many
 from facexai.emotions import classes_for
 from facexai.errors import DataNotFoundError, EmptySplitError, MalformedDataError
@@ -67,7 +68,6 @@ def read_label_csv(path: Path) -> dict[str, list[int]]:
 
 def read_pixels_csv(path: Path) -> tuple[torch.Tensor, list[str]]:
     """fer2013.csv -> images (N, 1, 48, 48) uint8 and the Usage of each row."""
-    from facexai.data.fer2013 import read_csv  # one parser for both data sets
 
     _, images, usage = read_csv(path)
     return images, usage

@@ -1,9 +1,11 @@
 """Attribution methods over a whole split, reduced to per-emotion region findings (tidy rows).
 
-load_subject() prepares what every method needs once: the trained model, the split's
-model inputs, targets, and region masks at the model's input size. saliency() and
-occlusion() return tidy rows (one per group x emotion x region x method x fill) and
-per-image tensors; writing files is left to the caller (CLI, report).
+`load_subject` prepares what is fixed for a model and a split (`SubjectConfig`: the split, how many
+faces, landmarks, region margin, device): the model inputs, true and predicted classes, and the
+region ids of every face. Each method call then takes its own settings (`ExplainConfig`: which
+regions, which target, references, steps, precision) and returns tidy rows, one per
+(group x emotion x region x method x fill x measure), and per-image tensors; writing files is left
+to the caller (CLI, report).
 """
 
 from __future__ import annotations
@@ -16,170 +18,138 @@ from typing import Any
 import torch
 
 from facexai.data import SPLITS, FaceDataset
-from facexai.data.augment import Preprocess, prepare
+from facexai.data.augment import prepare
 from facexai.errors import ConfigError
 from facexai.explain import importance as I
-from facexai.explain.gradcam import CAM_METHODS, cam_maps
-from facexai.explain.integrated import integrated_gradients
-from facexai.explain.occlusion import occlude
+from facexai.explain.base import Attribution, Settings, Target
+from facexai.explain.methods import attribute, get_method, names
+from facexai.explain.references import check_reference
 from facexai.explain.sanity import cascading_randomization, flag_insensitive
 from facexai.faces.landmarks import landmarks_for
 from facexai.faces.regions import region_index
 from facexai.facs import FaceRegion
-from facexai.models import get_spec
-from facexai.training import Engine, open_run, predict
+from facexai.runs import Run, open_run, predict, run_data
 
-METHODS = (*CAM_METHODS, "ig")
-FILLS = ("mean", "blur", "noise")
+MAP_METHODS = names("map")
 
 
 @dataclass(frozen=True)
-class AnalysisConfig:
+class SubjectConfig:
+    """What is fixed once a model and a split are loaded for analysis."""
+
     split: str = "test"
-    target: str = "pred"  # pred | true: which class each image's attribution explains
-    methods: tuple[str, ...] = METHODS
-    regions: tuple[FaceRegion, ...] = tuple(FaceRegion)
-    fills: tuple[str, ...] = ("blur",)  # blur stays closest to a real face; mean and noise fills add new edges
-    ig_steps: int = 32
-    ig_baseline: str = "black"  # black | blur | mean
-    margin: float = 0.1  # region margin, in inter-ocular distances
-    landmarks: str = "auto"  # auto | dataset | dlib | template
     limit: int | None = None  # first N images of the split, to try things quickly
+    landmarks: str = "auto"  # auto | dataset | dlib | template
+    margin: float = 0.1  # region margin, in inter-ocular distances
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads; None = torch's default (every core)
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """What each method call takes: which regions and target, references, steps, precision, statistics."""
+
+    methods: tuple[str, ...] = MAP_METHODS  # map methods for `saliency`
+    regions: tuple[FaceRegion, ...] = tuple(FaceRegion)
+    target: str = "pred"  # pred | true: which class each image's attribution explains
+    fills: tuple[str, ...] = ("blur",)  # occlusion references: blur stays closest to a real face
+    ig_steps: int = 32
+    ig_baseline: str = "black"  # integrated gradients' reference
     batch_size: int = 16  # rows per forward pass (Grad-CAM, occlusion): at 1-2 CPU threads 16 ran faster than 32
     sanity_n: int = 16  # images for the model-randomisation check per method (0 = skip it)
     n_boot: int = 1000
     alpha: float = 0.05
     seed: int = 0
-    device: str = "auto"
-    threads: int | None = None  # torch CPU threads; None = torch's default (every core)
     bf16: bool = False  # bf16 autocast in the attribution passes (predictions stay fp32): faster, less exact
     progress: bool = True
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown:
-            raise ConfigError(f"unknown method(s) {', '.join(unknown)}; expected some of {', '.join(METHODS)}")
-        bad_fills = [f for f in self.fills if f not in FILLS]
-        if bad_fills:
-            raise ConfigError(f"unknown fill(s) {', '.join(bad_fills)}; expected some of {', '.join(FILLS)}")
-        if self.target not in ("pred", "true"):
-            raise ConfigError(f"target must be pred or true, got {self.target!r}")
+        for m in self.methods:
+            if get_method(m).kind != "map":
+                raise ConfigError(f"{m} is not a map method; expected some of {', '.join(MAP_METHODS)}")
+        for ref in (*self.fills, self.ig_baseline):
+            check_reference(ref)
+        Target(self.target)
+        object.__setattr__(self, "regions", tuple(FaceRegion(r) for r in self.regions))
+        if not self.regions:
+            raise ConfigError("regions: name at least one face region")
+
+    def settings(self, reference: str | None = None) -> Settings:
+        return Settings(reference=reference, steps=self.ig_steps, batch_size=self.batch_size, seed=self.seed,
+                        bf16=self.bf16, progress=self.progress)  # fmt: skip
 
 
 @dataclass
 class Subject:
     """A trained model and one split, prepared once for every method."""
 
-    run: Path
-    model: torch.nn.Module
-    layer: torch.nn.Module
-    layer_name: str  # dotted path of `layer`, to find it again in a copy of the model
-    pre: Preprocess
-    engine: Engine
+    run: Run
     data: FaceDataset  # the analysed split
     inputs: torch.Tensor  # (N, C, S, S) standardised model inputs on the device
     labels: torch.Tensor  # (N,) true class
-    preds: torch.Tensor  # (N,) predicted class
-    targets: torch.Tensor  # (N,) the class each attribution explains
-    index: torch.Tensor  # (N, S, S) int64 region ids, 0 = none
-    masks: torch.Tensor  # (N, R, S, S) bool
-    regions: tuple[FaceRegion, ...]
+    preds: torch.Tensor  # (N,) predicted class (fp32)
+    index: torch.Tensor  # (N, S, S) int64 region ids over every FaceRegion, in FaceRegion order; 0 = none
+    config: SubjectConfig = SubjectConfig()
     landmarks: dict[str, Any] = field(default_factory=dict)  # provider and counts
+
+    def targets(self, cfg: ExplainConfig) -> torch.Tensor:
+        """(N,) the class each attribution explains."""
+        return Target(cfg.target).classes(self.preds, self.labels)
+
+    def masks(self, regions: tuple[FaceRegion, ...]) -> torch.Tensor:
+        """(N, R, S, S) bool masks of the given regions, in their order (each region's pixels do not
+        depend on which others are asked for)."""
+        ids = torch.tensor([list(FaceRegion).index(FaceRegion(r)) + 1 for r in regions])
+        return self.index[:, None] == ids.view(1, -1, 1, 1)
 
 
 def load_subject(
-    run: str | Path, cfg: AnalysisConfig, data: FaceDataset | None = None, data_root: str | None = None
+    run: Run | str | Path,
+    cfg: SubjectConfig = SubjectConfig(),
+    data: FaceDataset | None = None,
+    data_root: str | None = None,
 ) -> Subject:
-    """Load a finished run's model and prepare its data set's split for analysis."""
-    run = Path(run)
+    """Load a run's model (a run folder or a `Run`) and prepare one split of its data set (or of `data`)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    _, engine, model, meta, data = open_run(run, cfg.device, data, data_root)
-    # channels_last: the same fp32 numbers; bf16 (opt-in, only in _maps / occlusion) runs faster with it
+    run = run if isinstance(run, Run) else open_run(run, cfg.device)
+    data = run_data(run, data, data_root)
+    # channels_last: the same fp32 numbers; bf16 (opt-in, only in the attribution passes) runs faster with it
     # (benchmarks/explain_precision.py)
-    engine = Engine(engine.device, bf16=cfg.bf16, channels_last=True)
-    model = engine.model(model)
+    engine = dataclasses.replace(run.engine, bf16=False, channels_last=True)
+    run = dataclasses.replace(run, model=engine.model(run.model), engine=engine)
     landmarks, ok, provider, counts = landmarks_for(data, cfg.landmarks)
     keep = data.split == SPLITS.index(cfg.split)
     if cfg.limit is not None:
         keep &= torch.cumsum(keep.long(), 0) <= cfg.limit
     part, landmarks = data.select(keep), landmarks[keep]
-    pre = Preprocess.from_dict(meta["preprocess"])
-    logits = predict(model, part.images, pre, dataclasses.replace(engine, bf16=False))
-    preds = logits.argmax(1)
-    size = (pre.size, pre.size)
-    index = region_index(landmarks, size, cfg.regions, cfg.margin, from_size=part.size)  # (N, S, S)
-    masks = index[:, None] == torch.arange(1, len(cfg.regions) + 1).view(1, -1, 1, 1)  # (N, R, S, S)
+    pre = run.pre
+    preds = predict(run.model, part.images, pre, engine).argmax(1)
+    index = region_index(landmarks, (pre.size, pre.size), tuple(FaceRegion), cfg.margin, from_size=part.size)
     inputs = torch.cat([prepare(part.images[i : i + 512], pre) for i in range(0, len(part), 512)])
-    inputs = engine.input(inputs.to(engine.device))
     return Subject(
         run=run,
-        model=model,
-        layer=model.get_submodule(get_spec(meta["model"]).cam_layer),
-        layer_name=get_spec(meta["model"]).cam_layer,
-        pre=pre,
-        engine=engine,
         data=part,
-        inputs=inputs,
+        inputs=engine.input(inputs.to(engine.device)),
         labels=part.labels,
         preds=preds,
-        targets=preds if cfg.target == "pred" else part.labels,
-        index=index,
-        masks=masks,
-        regions=cfg.regions,
+        index=index,  # (N, S, S)
+        config=cfg,
         landmarks={"provider": provider, "counts": counts, "ok_in_split": int(ok[keep].sum())},
     )
 
 
-def _maps(
-    model: torch.nn.Module,
-    layer_name: str,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    method: str,
-    cfg: AnalysisConfig,
-    pre: Preprocess,
-    progress: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(N, S, S) non-negative maps of one method on the CPU, and IG's per-image convergence delta."""
-    with _autocast(inputs, cfg):
-        if method == "ig":
-            attr, delta = integrated_gradients(
-                model, inputs, targets, baseline=cfg.ig_baseline, pre=pre, n_steps=cfg.ig_steps, progress=progress
-            )
-            return I.attribution_map(attr.cpu().contiguous(), "positive"), delta.cpu()
-        layer = model.get_submodule(layer_name)
-        maps = cam_maps(model, layer, inputs, targets, method=method, batch_size=cfg.batch_size, progress=progress)
-        return maps.cpu(), None
-
-
-def _autocast(inputs: torch.Tensor, cfg: AnalysisConfig):
-    return torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
-
-
-def method_maps(subject: Subject, method: str, cfg: AnalysisConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(N, S, S) non-negative attribution maps of one method over the subject, and IG's per-image delta."""
-    targets = subject.targets.to(subject.engine.device)
-    return _maps(subject.model, subject.layer_name, subject.inputs, targets, method, cfg, subject.pre, cfg.progress)
-
-
-def sanity(subject: Subject, method: str, cfg: AnalysisConfig) -> list[dict[str, Any]]:
-    """Cascading model randomisation on the first `cfg.sanity_n` images: one row per randomised layer.
-
-    Rows: method, step, layer, spearman, spearman_abs, ssim, flagged (the method's maps still match
-    the original once the whole network is random; the same value on every row of the method).
-    """
-    n = min(cfg.sanity_n, len(subject.inputs))
-    if n == 0:
-        return []
-    x, t = subject.inputs[:n], subject.targets[:n].to(subject.engine.device)
-    steps = cascading_randomization(
-        subject.model,
-        lambda m: _maps(m, subject.layer_name, x, t, method, cfg, subject.pre, False)[0],
-        seed=cfg.seed,
-    )
-    flagged = flag_insensitive(steps)
-    return [{"method": method, **step, "flagged": flagged} for step in steps]
+def explain(subject: Subject, method: str, cfg: ExplainConfig, reference: str | None = None) -> Attribution:
+    """One registered method over the whole subject, for cfg's regions and target."""
+    if reference is None and method == "ig":
+        reference = cfg.ig_baseline
+    targets = subject.targets(cfg).to(subject.run.engine.device)
+    masks = subject.masks(cfg.regions).to(subject.run.engine.device)
+    return attribute(method, subject.run, subject.inputs, targets, masks, cfg.settings(reference))
 
 
 def mean_by_emotion(values: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,62 +159,76 @@ def mean_by_emotion(values: torch.Tensor, labels: torch.Tensor, k: int) -> tuple
     return sums / n.clamp(min=1).view(-1, *[1] * (values.dim() - 1)), n
 
 
-def _grouped(
-    values: torch.Tensor, subject: Subject, cfg: AnalysisConfig, method: str, fill: str, measure: str
+def grouped(
+    values: torch.Tensor, subject: Subject, cfg: ExplainConfig, method: str, fill: str, measure: str
 ) -> list[dict[str, Any]]:
-    """Tidy rows of per-emotion means with bootstrap CIs, grouped by true and by predicted emotion."""
+    """Tidy rows of per-emotion means of (N, R) values with bootstrap CIs, grouped by true and by predicted
+    emotion (NaN cells are no information and are skipped)."""
     rows = []
     k = len(subject.data.classes)
     for group, by in (("true", subject.labels), ("pred", subject.preds)):
         stats = I.bootstrap_group_means(values, by, k, n_boot=cfg.n_boot, alpha=cfg.alpha, seed=cfg.seed)
-        for row in I.tidy_rows(stats, subject.data.classes, subject.regions, method, fill, measure):
+        for row in I.tidy_rows(stats, subject.data.classes, cfg.regions, method, fill, measure):
             rows.append({"group": group, **row})
     return rows
 
 
-def saliency(subject: Subject, cfg: AnalysisConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
-    """Per method: region relevance (1.0 = no preference) and mass (share of the face's attribution).
+def saliency(subject: Subject, cfg: ExplainConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """Per map method: region relevance (1.0 = no preference) and mass (share of the face's attribution).
 
     Returns tidy rows and per-method tensors: maps (N, S, S), relevance (N, R) and IG's delta (N,).
     """
     rows: list[dict[str, Any]] = []
     out: dict[str, torch.Tensor] = {}
     for method in cfg.methods:
-        maps, delta = method_maps(subject, method, cfg)
-        relevance = I.map_relevance(maps, subject.masks)  # (N, R)
-        rows += _grouped(relevance, subject, cfg, method, "", "relevance")
-        rows += _grouped(I.region_mass(maps, subject.masks), subject, cfg, method, "", "mass")
-        out[f"{method}/maps"], out[f"{method}/relevance"] = maps, relevance
-        if delta is not None:
-            out[f"{method}/delta"] = delta
+        att = explain(subject, method, cfg)
+        rows += grouped(att.regions, subject, cfg, method, "", "relevance")
+        rows += grouped(att.extras["mass"], subject, cfg, method, "", "mass")
+        out[f"{method}/maps"], out[f"{method}/relevance"] = att.maps, att.regions
+        if "delta" in att.extras:
+            out[f"{method}/delta"] = att.extras["delta"]
     return rows, out
 
 
-def occlusion(subject: Subject, cfg: AnalysisConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
-    """Per fill: drop in target-class probability and in accuracy when each region is replaced."""
+def occlusion(subject: Subject, cfg: ExplainConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """Per fill: drop in the target class's probability and in accuracy, and the rate of changed
+    predictions, when each region is replaced (a region missing from a face: no information)."""
     rows: list[dict[str, Any]] = []
     out: dict[str, torch.Tensor] = {}
-    device = subject.engine.device
     for fill in cfg.fills:
-        with _autocast(subject.inputs, cfg):
-            res = occlude(
-                subject.model,
-                subject.inputs,
-                subject.targets.to(device),
-                subject.index.to(device),
-                len(subject.regions),
-                fill=fill,
-                batch_size=cfg.batch_size,
-                progress=cfg.progress,
-                seed=cfg.seed,
-            )
-        res = {k: v.cpu() for k, v in res.items()}
+        att = explain(subject, "occlusion", cfg, fill)
+        res, present = att.extras, att.extras["present"]
         # the occlusion pass's own intact prediction (under --bf16 it may differ from subject.preds)
-        base_correct = (res["base_pred"] == subject.labels).float()  # (N,)
-        occluded_correct = (res["pred"] == subject.labels[:, None]).float()  # (N, R)
+        base_correct = (res["base_pred"] == subject.labels).double()  # (N,)
+        occluded_correct = (res["pred"] == subject.labels[:, None]).double()  # (N, R)
         accuracy_drop = base_correct[:, None] - occluded_correct  # mean over images = accuracy lost
-        rows += _grouped(res["drop"], subject, cfg, "occlusion", fill, "probability_drop")
-        rows += _grouped(accuracy_drop, subject, cfg, "occlusion", fill, "accuracy_drop")
-        rows += _grouped(res["flipped"].float(), subject, cfg, "occlusion", fill, "flip_rate")
+        nan = torch.tensor(torch.nan, dtype=torch.float64)
+        rows += grouped(att.regions, subject, cfg, "occlusion", fill, att.measure)
+        rows += grouped(torch.where(present, accuracy_drop, nan), subject, cfg, "occlusion", fill, "accuracy_drop")
+        rows += grouped(torch.where(present, res["flipped"].double(), nan), subject, cfg, "occlusion", fill,
+                        "flip_rate")  # fmt: skip
         out |= {f"{fill}/{k}": v for k, v in res.items()}
     return rows, out
+
+
+def sanity(subject: Subject, method: str, cfg: ExplainConfig) -> list[dict[str, Any]]:
+    """Cascading model randomisation on the first `cfg.sanity_n` images: one row per randomised layer.
+
+    Rows: method, step, layer, spearman, spearman_abs, ssim, flagged (the method's maps still match
+    the original once the whole network is random; the same value on every row of the method).
+    """
+    n = min(cfg.sanity_n, len(subject.inputs))
+    if n == 0:
+        return []
+    device = subject.run.engine.device
+    x, t = subject.inputs[:n], subject.targets(cfg)[:n].to(device)
+    masks = subject.masks(cfg.regions)[:n].to(device)
+    reference = cfg.ig_baseline if method == "ig" else None
+    quiet = dataclasses.replace(cfg.settings(reference), progress=False)
+
+    def maps(model: torch.nn.Module) -> torch.Tensor:
+        return attribute(method, dataclasses.replace(subject.run, model=model), x, t, masks, quiet).maps
+
+    steps = cascading_randomization(subject.run.model, maps, seed=cfg.seed)
+    flagged = flag_insensitive(steps)
+    return [{"method": method, **step, "flagged": flagged} for step in steps]

@@ -9,20 +9,19 @@ Two things are added around them:
   leaf. The backward pass then runs from the logits down to that layer only, instead of through
   the whole network into every weight (same numbers, a fraction of the work).
 - batching with an optional rich progress bar.
+
+The registry's CAM entries (`attribute_cam`) turn the maps into region relevance (`base.from_maps`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 from torch import nn
 
 from facexai.errors import ConfigError
-from facexai.io.progress import progress_bar
+from facexai.explain.base import Settings, batches, check_score, check_targets, from_maps, frozen
 
 CAM_METHODS = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "hirescam": HiResCAM}
 
@@ -32,38 +31,6 @@ def cam_class(method: str) -> type:
     if method not in CAM_METHODS:
         raise ConfigError(f"unknown CAM method {method!r}; expected one of {', '.join(CAM_METHODS)}")
     return CAM_METHODS[method]
-
-
-def batches(n: int, batch_size: int, progress: bool = False, description: str = "") -> Iterator[slice]:
-    """Slices covering range(n) in steps of `batch_size`, with an optional rich progress bar (on stderr)."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    bar = progress_bar(progress)
-    with bar:
-        task = bar.add_task(description, total=n)
-        for i in range(0, n, batch_size):
-            yield slice(i, min(i + batch_size, n))
-            bar.update(task, advance=min(batch_size, n - i))
-
-
-@contextmanager
-def frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode with parameters not requiring grad; mode, flags and any .grad restored on exit.
-
-    (pytorch-grad-cam calls model.zero_grad() on every batch; a caller's accumulated grads survive.)
-    """
-    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
-    training = model.training
-    try:
-        model.eval()
-        for p, _, _ in saved:
-            p.requires_grad_(False)
-        yield model
-    finally:
-        for p, flag, grad in saved:
-            p.requires_grad_(flag)
-            p.grad = grad
-        model.train(training)
 
 
 def _leaf(module: nn.Module, args, output):
@@ -81,13 +48,6 @@ def _leaf(module: nn.Module, args, output):
     return output
 
 
-def _check_targets(targets: torch.Tensor, n: int) -> torch.Tensor:
-    targets = torch.as_tensor(targets).reshape(-1)
-    if len(targets) != n or targets.is_floating_point():
-        raise ValueError(f"targets must be {n} integer class indices, got shape {tuple(targets.shape)}")
-    return targets.cpu()
-
-
 def cam_maps(
     model: nn.Module,
     layer: nn.Module,
@@ -96,21 +56,24 @@ def cam_maps(
     method: str = "gradcam",
     batch_size: int = 64,
     progress: bool = False,
+    score: str = "logit",
 ) -> torch.Tensor:
     """(B, H, W) float32 maps in [0, 1] on the inputs' device: `method` at `layer` for class targets[i] of input i.
 
-    inputs: standardised float (B, C, H, W) on the model's device; targets: (B,) class indices.
+    inputs: standardised float (B, C, H, W) on the model's device; targets: (B,) class indices;
+    score: the class's logit (`ClassifierOutputTarget`) or softmax probability (`ClassifierOutputSoftmaxTarget`).
     Each map is min-max scaled per image and resized to (H, W) by the library. The model is left
     as it was (train/eval mode, requires_grad) and no hook remains on it, also after an error.
     """
     cls = cam_class(method)
-    targets = _check_targets(targets, len(inputs))
+    targets = check_targets(targets, len(inputs))
+    target_type = ClassifierOutputTarget if check_score(score, "logit") == "logit" else ClassifierOutputSoftmaxTarget
     out = torch.empty(inputs.shape[0], *inputs.shape[-2:], dtype=torch.float32, device=inputs.device)
     cut = layer.register_forward_hook(_leaf)  # registered first, so the library's hooks see the leaf
     try:
         with frozen(model), torch.enable_grad(), cls(model=model, target_layers=[layer]) as cam:
             for s in batches(len(inputs), batch_size, progress, f"{method} maps"):
-                cam_targets = [ClassifierOutputTarget(int(c)) for c in targets[s]]
+                cam_targets = [target_type(int(c)) for c in targets[s]]
                 try:
                     maps = cam(input_tensor=inputs[s], targets=cam_targets)  # numpy (b, H, W) float32
                 except IndexError as e:
@@ -123,3 +86,19 @@ def cam_maps(
     finally:
         cut.remove()
     return out.clamp_(0, 1)
+
+
+def attribute_cam(method: str):
+    """The registry entry for one CAM method: maps at the run's CAM layer (or `settings.layer`)."""
+    cam_class(method)
+
+    def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
+        name = settings.layer or run.cam_layer
+        if name is None:
+            raise ConfigError(f"{method} needs a CAM layer: register the model or pass its layer (cam_layer=...)")
+        score = check_score(settings.score, "logit")
+        layer = run.model.get_submodule(name)
+        maps = cam_maps(run.model, layer, inputs, targets, method, settings.batch_size, settings.progress, score)
+        return from_maps(method, maps, masks, score)
+
+    return attribute

@@ -139,36 +139,6 @@ def bootstrap_group_means(
     return {"estimate": est, "low": low, "high": high, "n": n}
 
 
-def occlusion_effects(
-    base_prob: torch.Tensor,
-    prob: torch.Tensor,
-    base_correct: torch.Tensor,
-    occluded_correct: torch.Tensor,
-    present: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """Per-image occlusion effects (N, R) float64, ready for `bootstrap_group_means`.
-
-    base_prob (N,), prob (N, R): target-class probabilities intact and with region r occluded
-    (`occlude`'s "base_prob" and "prob"); base_correct (N,) bool: intact argmax == true label;
-    occluded_correct (N, R) bool: occluded argmax == true label. The caller computes both
-    correctness tensors (`occlude` reports prediction flips, not the occluded predictions; for
-    images classified correctly, occluded_correct = ~flipped). present (N, R) bool, optional:
-    cells of regions absent from an image become NaN, so they are skipped rather than counted as
-    "no effect". Returns acc_drop = base_correct - occluded_correct (1 = occlusion broke a correct
-    answer, -1 = it fixed a wrong one; its group mean is the accuracy drop) and prob_drop = base_prob - prob.
-    """
-    if prob.dim() != 2 or base_prob.shape != prob.shape[:1] or base_correct.shape != base_prob.shape:
-        raise ValueError("need base_prob (N,), prob (N, R), base_correct (N,)")
-    if occluded_correct.shape != prob.shape:
-        raise ValueError(f"occluded_correct must be {tuple(prob.shape)}, got {tuple(occluded_correct.shape)}")
-    acc = base_correct.double()[:, None] - occluded_correct.double()  # (N, R)
-    drop = base_prob.double()[:, None] - prob.double()  # (N, R)
-    if present is not None:
-        acc = torch.where(present, acc, torch.nan)
-        drop = torch.where(present, drop, torch.nan)
-    return {"acc_drop": acc, "prob_drop": drop}
-
-
 def rank_regions(estimate: torch.Tensor) -> torch.Tensor:
     """(G, R) long ranks within each row: 1 = largest score; NaN ranks last; ties keep region order."""
     by_value = torch.sort(torch.nan_to_num(estimate, nan=0.0), dim=1, descending=True, stable=True).indices

@@ -1,18 +1,14 @@
 """Region occlusion: how much the target-class probability drops when one face region is replaced.
 
 Regions come as an integer map per image (0 = no region, i + 1 = region i), e.g. from
-landmark masks. Fills say what "removing" a region means:
-
-- "mean": the data set's mean image, 0 in standardised model space (or a given (C, H, W),
-  (1, C, H, W) or (B, C, H, W) tensor in model space): the region becomes average.
-- "blur": a strong Gaussian blur of the same image: the region keeps its colour and lighting and
-  loses its shape (the least out-of-distribution fill).
-- "noise": seeded standard Gaussian noise in standardised space: the region's evidence is destroyed.
+landmark masks. The fill says what "removing" a region means: a reference (`references.py`: blur,
+the data-set mean, noise, black, or a tensor in model space).
 
 `occlude` is the fast path: every (image, region) pair is one row, and rows go through the model in
 chunks of `batch_size`, so one forward pass covers many images and regions at once.
 `occlude_reference` computes the same thing through captum's FeatureAblation (feature_mask =
-region map, baselines = the fill) and is kept as the check on the fast path.
+region map, baselines = the fill) and is kept as the check on the fast path. The registry entry
+(`attribute`) reports the drop as the region score, NaN where a region is missing from a face.
 """
 
 from __future__ import annotations
@@ -22,32 +18,18 @@ import torch.nn.functional as F
 from captum.attr import FeatureAblation
 from torch import nn
 
+from facexai.data.augment import Preprocess
 from facexai.errors import ConfigError
-from facexai.explain.gradcam import _check_targets, batches, frozen
-from facexai.explain.integrated import blur
+from facexai.explain.base import Attribution, Settings, batches, check_score, check_targets, frozen
+from facexai.explain.references import reference
+from facexai.faces.regions import masks_to_index
 
-FILLS = ("mean", "blur", "noise")
 
-
-def make_fill(
-    inputs: torch.Tensor, fill: str | torch.Tensor = "mean", seed: int = 0, blur_sigma: float | None = None
-) -> torch.Tensor:
-    """(B, C, H, W) replacement values for `inputs` (B, C, H, W) in model space.
-
-    Noise is drawn on the CPU from `seed` for the whole input at once, so it does not depend on
-    the device or on how the work is batched.
-    """
-    if isinstance(fill, torch.Tensor):
-        f = fill.to(inputs.device, inputs.dtype)
-        return (f.unsqueeze(0) if f.dim() == 3 else f).expand_as(inputs)
-    if fill == "mean":
-        return torch.zeros_like(inputs)
-    if fill == "blur":
-        return torch.cat([blur(inputs[s], blur_sigma) for s in batches(len(inputs), 256)]) if len(inputs) else inputs
-    if fill == "noise":
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(inputs.shape, generator=g, dtype=torch.float32).to(inputs.device, inputs.dtype)
-    raise ConfigError(f"unknown fill {fill!r}; expected one of {', '.join(FILLS)} or a tensor")
+def _scorer(model: nn.Module, score: str):
+    """x -> (B, K) float32 scores: softmax probabilities or logits."""
+    if check_score(score, "probability") == "probability":
+        return lambda x: F.softmax(model(x).float(), 1)
+    return lambda x: model(x).float()
 
 
 def _check_regions(region_index: torch.Tensor, inputs: torch.Tensor, n_regions: int) -> torch.Tensor:
@@ -94,21 +76,26 @@ def occlude(
     progress: bool = False,
     seed: int = 0,
     blur_sigma: float | None = None,
+    pre: Preprocess | None = None,
+    score: str = "probability",
 ) -> dict[str, torch.Tensor]:
     """Occlude each region of each image in turn; tensors on the inputs' device.
 
     inputs: standardised float (B, C, H, W) on the model's device; targets: (B,) class indices;
-    region_index: (B, H, W) int64, 0 = no region, i + 1 = region i (i < n_regions).
-    Returns base_prob (B,), the target-class softmax probability of the intact image; prob (B, R)
+    region_index: (B, H, W) int64, 0 = no region, i + 1 = region i (i < n_regions); fill: a
+    reference name or tensor (pre: the model's Preprocess, for "black"); score: the target class's
+    softmax probability (default) or logit.
+    Returns base_prob (B,), the target-class score of the intact image; prob (B, R)
     with region r replaced by the fill; drop = base_prob - prob (B, R); flipped (B, R) bool, the
     predicted class differs from the intact image's; pred (B, R) and base_pred (B,), the predicted
     classes themselves. A region absent from an image gets drop 0.
     `batch_size` is the number of rows (image-region pairs) per forward pass: 16 suits a CPU
     (larger chunks ran slower there); on a GPU raise it.
     """
-    targets = _check_targets(targets, len(inputs)).to(inputs.device)
+    targets = check_targets(targets, len(inputs)).to(inputs.device)
     region_index = _check_regions(region_index, inputs, n_regions)
-    fills = make_fill(inputs, fill, seed, blur_sigma)  # (B, C, H, W)
+    fills = reference(inputs, fill, pre, seed, blur_sigma)  # (B, C, H, W)
+    scores = _scorer(model, score)
     n, r_count = len(inputs), n_regions
     base_prob = torch.empty(n, device=inputs.device)
     base_pred = torch.empty(n, dtype=torch.int64, device=inputs.device)
@@ -116,20 +103,22 @@ def occlude(
     pred = torch.empty(n * r_count, dtype=torch.int64, device=inputs.device)
     with frozen(model):
         for s in batches(n, batch_size):
-            p = F.softmax(model(inputs[s]).float(), 1)  # (b, K)
+            p = scores(inputs[s])  # (b, K)
             base_prob[s] = p.gather(1, targets[s, None]).squeeze(1)
             base_pred[s] = p.argmax(1)
         for s in batches(n * r_count, batch_size, progress, "occlusion"):
             k = torch.arange(s.start, s.stop, device=inputs.device)
             i, region = k // r_count, k % r_count + 1  # image and region id of each row
             m = (region_index[i] == region[:, None, None]).unsqueeze(1)  # (rows, 1, H, W)
-            p = F.softmax(model(torch.where(m, fills[i], inputs[i])).float(), 1)  # (rows, K)
+            p = scores(torch.where(m, fills[i], inputs[i]))  # (rows, K)
             prob[s] = p.gather(1, targets[i, None]).squeeze(1)
             pred[s] = p.argmax(1)
     present = _present(region_index, r_count)
     pred = torch.where(present, pred.view(n, r_count), base_pred[:, None])
     # the occluded argmax too (the captum reference cannot give it): accuracy under occlusion needs it
-    return _result(base_prob, prob.view(n, r_count), pred, base_pred, present) | {"pred": pred, "base_pred": base_pred}
+    return _result(base_prob, prob.view(n, r_count), pred, base_pred, present) | {
+        "pred": pred, "base_pred": base_pred, "present": present,
+    }  # fmt: skip
 
 
 @torch.no_grad()
@@ -144,6 +133,8 @@ def occlude_reference(
     progress: bool = False,
     seed: int = 0,
     blur_sigma: float | None = None,
+    pre: Preprocess | None = None,
+    score: str = "probability",
 ) -> dict[str, torch.Tensor]:
     """`occlude` through captum's FeatureAblation: the same arguments and the same result.
 
@@ -152,9 +143,9 @@ def occlude_reference(
     (its attribution is 1.0 where occluding the region flips the prediction). Captum also ablates
     region 0 (the background), one forward pass per batch that is ignored here.
     """
-    targets = _check_targets(targets, len(inputs)).to(inputs.device)
+    targets = check_targets(targets, len(inputs)).to(inputs.device)
     region_index = _check_regions(region_index, inputs, n_regions)
-    fills = make_fill(inputs, fill, seed, blur_sigma)
+    fills = reference(inputs, fill, pre, seed, blur_sigma)
     n = len(inputs)
     ids = torch.arange(1, n_regions + 1, device=inputs.device)
     hits = region_index.flatten(1)[:, None, :] == ids[None, :, None]  # (B, R, H*W)
@@ -166,8 +157,7 @@ def occlude_reference(
     flip = torch.empty(n, n_regions, device=inputs.device)
     with frozen(model):
 
-        def probs(x):
-            return F.softmax(model(x).float(), 1)
+        probs = _scorer(model, score)
 
         def unchanged(x, pred):
             return (model(x).argmax(1) == pred).float()
@@ -185,3 +175,18 @@ def occlude_reference(
     prob = base_prob[:, None] - drop
     pred = torch.where(flip > 0.5, -1, base_pred[:, None])  # -1: some other class than base_pred
     return _result(base_prob, prob, pred, base_pred, present)
+
+
+def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
+    """The registry entry: the drop in the target's score when each region is replaced by the reference
+    (blur by default), NaN where the region is missing from the face; the occlusion's own tensors as extras."""
+    score = check_score(settings.score, "probability")
+    index = masks_to_index(masks)  # (N, H, W)
+    res = occlude(
+        run.model, inputs, targets, index.to(inputs.device), masks.shape[1], settings.reference or "blur",
+        settings.batch_size, settings.progress, settings.seed, settings.blur_sigma, run.pre, score,
+    )  # fmt: skip
+    res = {k: v.cpu() for k, v in res.items()}
+    drop = torch.where(res["present"], res["drop"].double(), torch.nan)  # a missing region: no information
+    measure = "probability_drop" if score == "probability" else "logit_drop"
+    return Attribution("occlusion", drop, measure, score, None, res)

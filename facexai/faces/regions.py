@@ -42,7 +42,11 @@ import numpy as np
 import torch
 from skimage.draw import polygon as draw_polygon
 
+from facexai.data.base import SPLITS
+from facexai.errors import ConfigError
+from facexai.faces.landmarks import landmarks_for
 from facexai.facs import FaceRegion
+from facexai.io.figures import save_figure
 
 # iBUG 300-W 68-point index ranges (end exclusive)
 LANDMARK_GROUPS: dict[str, range] = {
@@ -266,8 +270,6 @@ def regions_figure(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from facexai.io.figures import save_figure
-
     path = Path(path)
     regions = list(FaceRegion)[: masks.shape[1]] if regions is None else [FaceRegion(r) for r in regions]
     n = len(images)
@@ -284,3 +286,19 @@ def regions_figure(
     handles = [Patch(color=REGION_COLOURS[r], label=r.value) for r in regions]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(regions), 8), fontsize=8, frameon=False)
     return save_figure(fig, path)
+
+
+def show_regions(
+    data, path: str | Path, n: int = 16, split: str = "test", provider: str = "auto", margin: float = 0.1
+) -> tuple[Path, str, dict[str, int]]:
+    """The region masks over the first `n` faces of a split of `data` (a FaceDataset), drawn to check them
+    by eye; faces whose landmarks came from the template are titled so. Returns the PNG, the landmark
+    provider and its counts."""
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    keep = data.split == SPLITS.index(split)
+    part = data.select(keep & (keep.long().cumsum(0) <= n))
+    lm, ok, used, counts = landmarks_for(part, provider)
+    masks = region_masks(lm, part.size, margin=margin)
+    titles = [f"{part.classes[int(y)]}{'' if good else ' (template)'}" for y, good in zip(part.labels, ok, strict=True)]
+    return regions_figure(part.images, masks, path, titles=titles), used, counts

@@ -1,6 +1,7 @@
 """Every file facexai writes is written whole or not at all: to a temporary file beside it, then renamed.
 
-One writer (`atomic_write`) serves text (CSV, JSON, markdown), tensors (`torch.save`) and figures.
+One writer (`atomic_write`) serves text (CSV, JSON, markdown), tensors (`torch.save`) and figures;
+`staged` does the same for several files that belong together.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +64,26 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequenc
 def read_csv(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+@contextmanager
+def staged(folder: str | Path, remove: Sequence[str] = ()) -> Iterator[Path]:
+    """A staging folder for several files that belong together.
+
+    Write everything into the yielded folder; when the block ends without an error its files replace
+    those of the same names in `folder` (and the files named in `remove`, left from an earlier write,
+    are deleted), so readers never see this write's tables beside the last one's figures. On an error
+    the staging folder is removed and `folder` is left as it was.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=folder, prefix=".staged-"))
+    try:
+        yield stage
+        for name in remove:
+            (folder / name).unlink(missing_ok=True)
+        for file in sorted(stage.iterdir()):
+            os.chmod(file, 0o644)
+            os.replace(file, folder / file.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

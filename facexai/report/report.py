@@ -53,6 +53,24 @@ def pivot(
     return emotions, regions, table
 
 
+def region_table(
+    rows: Sequence[dict], method: str, measure: str | None = None, fill: str = "", group: str = "true"
+) -> str:
+    """A plain-text emotion x region table of one method's estimates from tidy rows (for printing).
+
+    measure: default relevance for map methods, probability_drop for occlusion.
+    """
+    measure = measure or (OCC_MEASURE if method == "occlusion" else MAP_MEASURE)
+    emotions, regions, est = pivot(rows, method, measure, fill, group)
+    if not emotions:
+        raise DataNotFoundError(f"no rows for method {method!r}, measure {measure!r}, fill {fill!r}, group {group!r}")
+    width = max(len(r) for r in regions) + 1
+    lines = [f"{method} {measure} ({fill + ' fill, ' if fill else ''}by {group} emotion)",
+             " " * 10 + "".join(f"{r:>{width}}" for r in regions)]  # fmt: skip
+    lines += [f"{e:<10}" + "".join(f"{v:>{width}.2f}" for v in est[g].tolist()) for g, e in enumerate(emotions)]
+    return "\n".join(lines)
+
+
 def method_scores(saliency: Sequence[dict], occlusion: Sequence[dict]) -> dict[str, tuple[list, list, torch.Tensor]]:
     """Per-emotion region scores of every method present: map methods by relevance, occlusion (per fill)
     by the drop in target probability. Keys: "gradcam", ..., "occlusion/blur", ...; higher = more important."""

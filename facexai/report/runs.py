@@ -10,7 +10,9 @@ from typing import Any
 
 from facexai.config import from_dict, to_dict
 from facexai.errors import ConfigError, RunNotFoundError
-from facexai.io.files import read_csv
+from facexai.io import figures
+from facexai.io.files import read_csv, staged, write_csv, write_json
+from facexai.provenance import git_commit, now, provenance
 
 # Fields that say how a run was executed, not what was trained: runs differing only in these (and the seed)
 # are repeats of one recipe.
@@ -141,3 +143,24 @@ def seed_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def write_comparison(
+    runs: Sequence[str | Path], out: str | Path, labels: Sequence[str] | None = None, title: str = ""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """runs.csv (a row per run), seeds.csv (mean +- std per recipe), confusions.csv, histories.png and
+    provenance.json in `out`, whole or not at all. Returns the run rows and the seed summary."""
+    started, commit = now(), git_commit()
+    if labels and len(labels) != len(runs):
+        raise ConfigError(f"--label given {len(labels)} times for {len(runs)} runs; give one per run or none")
+    rows = [read_run(r, lb) for r, lb in zip(runs, labels or [None] * len(runs), strict=True)]
+    if len({r["label"] for r in rows}) != len(rows):
+        raise ConfigError("run labels must differ; pass --label once per run")
+    summary = seed_summary(rows)
+    with staged(out) as stage:
+        write_csv(stage / "runs.csv", [{k: r[k] for k in RUN_COLUMNS} for r in rows], RUN_COLUMNS)
+        write_csv(stage / "seeds.csv", summary)
+        write_csv(stage / "confusions.csv", [{"label": r["label"], **c} for r in rows for c in r["confusions"]])
+        figures.histories({r["label"]: r["history"] for r in rows}, stage / "histories.png", title)
+        write_json(stage / "provenance.json", provenance({"runs": [str(r) for r in runs]}, "cpu", started, commit))
+    return rows, summary

@@ -1,0 +1,264 @@
+"""A trained model and how it runs: finished run folders (open, load, evaluate) and the engine they run on.
+
+A `Run` is what training returns and what every analysis takes: the model in eval mode, its
+checkpoint metadata (model name, classes, preprocessing, data set, epoch) and the engine (device,
+precision, memory format). `open_run` reads one from a run folder; `Run.of` wraps a model held in
+memory, with no folder at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from facexai import metrics as M
+from facexai.config import TrainConfig, check_reads, from_dict
+from facexai.data import FaceDataset, load_dataset
+from facexai.data.augment import Preprocess, prepare
+from facexai.emotions import Emotion
+from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
+from facexai.io.files import read_csv, write_json
+from facexai.models import create_model, get_spec
+from facexai.provenance import git_commit, now, provenance
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def bf16_supported(device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """bf16 autocast pays off only with hardware bf16 (CUDA Ampere+, or CPUs with AVX-512 BF16 / AMX).
+
+    oneDNN's own check (`_is_mkldnn_bf16_supported`) is true on any AVX-512 CPU, where bf16 is
+    emulated and slower than fp32; so on Linux the CPU flags decide (x86 avx512_bf16 / amx_bf16,
+    Arm bf16), and oneDNN's check only where they cannot be read.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = {
+            f for line in Path(cpuinfo).read_text().splitlines() if line.startswith(("flags", "Features"))
+            for f in line.split(":", 1)[1].split()
+        }  # fmt: skip
+    except OSError:
+        flags = set()
+    if flags:
+        return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where and how tensors flow: device, precision, memory format."""
+
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> Engine:
+        device = resolve_device(cfg.device)
+        bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
+        return cls(device, bf16, True if cfg.channels_last is None else cfg.channels_last)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def model(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    pre: Preprocess,
+    engine: Engine,
+    batch: int = 256,
+    tta_flip: bool = False,
+) -> torch.Tensor:
+    """(N, K) float32 logits on the CPU for uint8 (N, C, H, W) images.
+
+    tta_flip: the mean of the logits of each image and its mirror image (test-time augmentation).
+    """
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = engine.input(prepare(images[i : i + batch].to(engine.device, non_blocking=True), pre))
+        with engine.autocast():
+            logits = model(x).float()
+            if tta_flip:
+                logits = (logits + model(x.flip(-1)).float()) / 2
+        out.append(logits.cpu())
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+@dataclass
+class Run:
+    """A trained model ready to predict and be explained; `path` is its run folder (None: held in memory).
+
+    meta: the checkpoint's metadata: model (registry name), classes, preprocess, data, epoch, tta_flip,
+    and cam_layer where the model is not a registered one.
+    """
+
+    path: Path | None
+    model: nn.Module  # eval mode, on engine.device
+    meta: dict[str, Any]
+    engine: Engine
+    config: TrainConfig | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def pre(self) -> Preprocess:
+        return Preprocess.from_dict(self.meta["preprocess"])
+
+    @property
+    def classes(self) -> tuple[Emotion, ...]:
+        return tuple(Emotion(c) for c in self.meta["classes"])
+
+    @property
+    def cam_layer(self) -> str | None:
+        """Dotted path of the module the CAM methods use (the registry's choice for registered models)."""
+        if "cam_layer" in self.meta:
+            return self.meta["cam_layer"]
+        return get_spec(self.meta["model"]).cam_layer
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else f"<{self.meta['model']} in memory>"
+
+    @classmethod
+    def of(
+        cls,
+        model: nn.Module,
+        pre: Preprocess,
+        classes: tuple[Emotion, ...],
+        cam_layer: str | None = None,
+        device: str = "auto",
+    ) -> Run:
+        """A model held in memory, e.g. a notebook's own: its preprocessing, classes and (for the CAM
+        methods) the dotted path of its CAM layer."""
+        engine = Engine(resolve_device(device), bf16=False, channels_last=False)
+        meta = {"model": type(model).__name__, "classes": [str(Emotion(c)) for c in classes],
+                "preprocess": pre.to_dict(), "cam_layer": cam_layer, "epoch": None}  # fmt: skip
+        return cls(None, model.to(engine.device).eval(), meta, engine)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, K) float32 logits on the CPU for uint8 (N, C, H, W) images, as the run was evaluated."""
+        return predict(self.model, images, self.pre, self.engine, tta_flip=self.meta.get("tta_flip", False))
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """A trained model (eval mode) and its metadata from a run folder or a checkpoint file."""
+    path = Path(path)
+    file = path / "checkpoint.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise RunNotFoundError(f"no checkpoint at {file} (a finished run folder holds checkpoint.pt)")
+    ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    meta = ckpt["meta"]
+    model = create_model(meta["model"], len(meta["classes"]), meta["preprocess"]["channels"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), meta
+
+
+def open_run(run: str | Path, device: str = "auto") -> Run:
+    """A finished run folder: its model (eval mode) on the device, config, metadata, metrics and history."""
+    path = Path(run)
+    if not (path / "config.json").is_file():
+        raise RunNotFoundError(f"not a run folder (no config.json): {path}")
+    cfg = from_dict(json.loads((path / "config.json").read_text()))
+    engine = Engine.from_config(dataclasses.replace(cfg, device=device))
+    model, meta = load_checkpoint(path, engine.device)
+    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}
+    history = read_csv(path / "history.csv") if (path / "history.csv").is_file() else []
+    return Run(path, engine.model(model), meta, engine, cfg, metrics, history)
+
+
+def run_data(
+    run: Run, data: FaceDataset | None = None, data_root: str | None = None, label_mode: str | None = None
+) -> FaceDataset:
+    """The data set a run was trained on (`data` if given, checked against the model's classes); with
+    `label_mode`, its votes read that way instead (FER+)."""
+    if label_mode is not None:
+        if run.config is None:
+            raise ConfigError(f"{run.name}: label_mode re-reads the run's data set; a model in memory has none")
+        check_reads(run.config.data.dataset, **{"--label-mode": label_mode})
+        if data is not None:
+            raise ConfigError("label_mode re-reads the run's data set from disk; pass it or data, not both")
+    if data is None:
+        if run.config is None:
+            raise ConfigError(f"{run.name}: a model in memory has no data set of its own; pass data")
+        changes = {k: v for k, v in (("root", data_root), ("label_mode", label_mode)) if v is not None}
+        data = load_dataset(dataclasses.replace(run.config.data, **changes))
+    if [str(c) for c in data.classes] != run.meta["classes"]:
+        raise ClassMismatchError(
+            f"{run.name}: model predicts {run.meta['classes']}, data has {[str(c) for c in data.classes]}"
+        )
+    return data
+
+
+def evaluate(
+    run: str | Path | Run,
+    split: str = "test",
+    data_root: str | None = None,
+    device: str = "auto",
+    data: FaceDataset | None = None,
+    label_mode: str | None = None,
+) -> dict[str, Any]:
+    """Metrics of a run's model on one split of the data set it was trained on (or of `data`).
+
+    `label_mode` scores against the votes read another way (FER+): Barsoum et al. score every
+    training mode on the majority-vote val and test faces.
+    """
+    run = run if isinstance(run, Run) else open_run(run, device)
+    data = run_data(run, data, data_root, label_mode)
+    part = data.subset(split)
+    logits = run.predict(part.images)
+    loss = float(M.soft_cross_entropy(logits, part.targets()))
+    summary = M.summarize(logits.argmax(1), part.labels, data.classes, loss)
+    return {"split": split, **({"label_mode": label_mode} if label_mode else {}), **summary,
+            "epoch": run.meta["epoch"]}  # fmt: skip
+
+
+def write_evaluation(
+    run: str | Path, split: str = "test", data_root: str | None = None, device: str = "auto",
+    label_mode: str | None = None,
+) -> tuple[dict[str, Any], Path]:  # fmt: skip
+    """`evaluate` written into the run folder as metrics-<split>[-<label mode>].json with its own provenance
+    (the run's provenance.json stays its training's). Returns the metrics and the file."""
+    started, commit = now(), git_commit()
+    m = evaluate(run, split, data_root, device, label_mode=label_mode)
+    settings = {"run": str(run), "split": split, "label_mode": label_mode, "data_root": data_root}
+    m["provenance"] = provenance(settings, resolve_device(device), started, commit)
+    path = write_json(Path(run) / f"metrics-{split}{f'-{label_mode}' if label_mode else ''}.json", m)
+    return m, path
+
+
+def newest_run(root: str | Path = "runs", dataset: str | None = None) -> Path | None:
+    """The most recently finished run folder under `root` (any depth), optionally of one data set."""
+    runs = [p.parent for p in Path(root).glob("**/metrics.json") if not p.parent.name.startswith(".")]
+    if dataset is not None:
+        runs = [r for r in runs if r.name.startswith(f"{dataset}-")]
+    return max(runs, key=lambda r: (r / "metrics.json").stat().st_mtime, default=None)
