@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from facexai.errors import DataNotFoundError
 from facexai.explain import importance as I
 from facexai.facs import FaceRegion
 from facexai.io import figures
-from facexai.io.files import atomic_write_text, read_csv, write_csv, write_json
+from facexai.io.files import atomic_write_text, read_csv, staged, write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
 
 MAP_NAMES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "hirescam": "HiResCAM", "ig": "integrated gradients"}
@@ -205,12 +206,35 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-def write_report(folder: str | Path, fill: str | None = None) -> Path:
-    """Derive agreement.csv, truth.csv and figures from an analysis folder and write its report.md.
+@dataclass
+class Findings:
+    """What an analysis folder holds (saliency.csv, occlusion.csv, sanity.csv, provenance.json, evidence.json)
+    and what the report derives from it: method scores, rankings, agreement and the check against truth."""
 
-    fill: the occlusion fill the headlines use (default: blur if present, else the first one).
-    """
-    started = now()
+    folder: Path
+    saliency: list[dict]
+    occlusion: list[dict]
+    sanity: list[dict]
+    provenance: dict[str, Any]
+    fill: str | None  # the occlusion fill the headlines use
+    known: bool  # the data set knows its evidence regions (synthetic faces); else the FACS prototypes stand in
+    scores: dict[str, tuple[list, list, torch.Tensor]] = field(default_factory=dict)
+    ranking: list[dict] = field(default_factory=list)
+    agreement: list[dict] = field(default_factory=list)
+    truth: list[dict] = field(default_factory=list)
+
+    @property
+    def truth_csv(self) -> str:
+        return "truth.csv" if self.known else "facs.csv"
+
+    @property
+    def emotions(self) -> list[str]:
+        return list(dict.fromkeys(r["emotion"] for r in (self.occlusion or self.saliency)))
+
+
+def read_findings(folder: str | Path, fill: str | None = None) -> Findings:
+    """An analysis folder's tables, with rankings, agreement and truth derived (fill: default blur if
+    present, else the first one)."""
     folder = Path(folder)
     saliency, occlusion = _read(folder, "saliency.csv"), _read(folder, "occlusion.csv")
     if not saliency and not occlusion:
@@ -220,45 +244,44 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
         )
     prov_path = folder / "provenance.json"
     prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
-    analyses = prov.get("analyses", {})
     ev_path = folder / "evidence.json"
     evidence = json.loads(ev_path.read_text()) if ev_path.is_file() else None
-    sanity = _read(folder, "sanity.csv")
-
-    scores = method_scores(saliency, occlusion)
     fills = list(dict.fromkeys(r["fill"] for r in occlusion))
     if fill is None:
         fill = "blur" if "blur" in fills else (fills[0] if fills else None)
     elif fill not in fills:
         raise DataNotFoundError(f"{folder / 'occlusion.csv'}: no rows with fill {fill!r}; it has {fills}")
-
-    ranking = ranking_rows(scores)
-    agreement = agreement_rows(scores)
+    f = Findings(folder, saliency, occlusion, _read(folder, "sanity.csv"), prov, fill, evidence is not None)
+    f.scores = method_scores(saliency, occlusion)
+    f.ranking, f.agreement = ranking_rows(f.scores), agreement_rows(f.scores)
     # synthetic faces know their evidence; for real faces, the FACS prototypes are the expectation
-    known = evidence is not None
-    if not known:
-        evidence = facs.evidence()
-    truth = truth_rows(scores, evidence, saliency)
-    truth_csv = "truth.csv" if known else "facs.csv"
+    f.truth = truth_rows(f.scores, evidence if f.known else facs.evidence(), saliency)
+    return f
 
+
+def draw_figures(f: Findings, out: Path) -> list[Path]:
+    """Heat tables of map relevance and occlusion drop, and occlusion bar charts, drawn from the tables."""
     pictures = []
-    for method in dict.fromkeys(r["method"] for r in saliency):
+    for method in dict.fromkeys(r["method"] for r in f.saliency):
         pictures.append(
-            figures.region_heatmap(saliency, folder / f"relevance_{method}.png", MAP_MEASURE, method=method,
+            figures.region_heatmap(f.saliency, out / f"relevance_{method}.png", MAP_MEASURE, method=method,
                                    title=f"{label(method)}: region relevance (1 = no preference)")
         )  # fmt: skip
-    for f in fills:
+    for fill in dict.fromkeys(r["fill"] for r in f.occlusion):
         pictures.append(
-            figures.region_heatmap(occlusion, folder / f"occlusion_{f}_heat.png", OCC_MEASURE, method="occlusion",
-                                   fill=f, title=f"occlusion ({f} fill): drop in the emotion's probability")
+            figures.region_heatmap(f.occlusion, out / f"occlusion_{fill}_heat.png", OCC_MEASURE, method="occlusion",
+                                   fill=fill, title=f"occlusion ({fill} fill): drop in the emotion's probability")
         )  # fmt: skip
-        if any(r["measure"] == "accuracy_drop" and r["fill"] == f for r in occlusion):
+        if any(r["measure"] == "accuracy_drop" and r["fill"] == fill for r in f.occlusion):
             pictures.append(
-                figures.occlusion_bars(occlusion, folder / f"occlusion_{f}_bars.png", "accuracy_drop", fill=f,
-                                       title=f"occlusion ({f} fill): accuracy drop per region, 95% CI")
+                figures.occlusion_bars(f.occlusion, out / f"occlusion_{fill}_bars.png", "accuracy_drop", fill=fill,
+                                       title=f"occlusion ({fill} fill): accuracy drop per region, 95% CI")
             )  # fmt: skip
+    return pictures
 
-    emotions = list(dict.fromkeys(r["emotion"] for r in (occlusion or saliency)))
+
+def _intro(f: Findings) -> list[str]:
+    analyses = f.provenance.get("analyses", {})
     source = next(iter(analyses.values()), {})
     lines = ["# Which face regions drive each emotion", ""]
     if source:
@@ -277,107 +300,130 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
             "",
         ]
     lines += ["## Headline per emotion", ""]
-    lines += [f"- {headline(e, scores, occlusion, fill)}" for e in emotions] + [""]
+    return lines + [f"- {headline(e, f.scores, f.occlusion, f.fill)}" for e in f.emotions] + [""]
 
-    lines += ["## Region rankings", "", "The three most important regions per emotion under each method "
-              "(maps: relevance; occlusion: probability drop); every rank is in `ranking.csv`.", ""]  # fmt: skip
-    methods = list(scores)
+
+def _rankings(f: Findings) -> list[str]:
+    lines = ["## Region rankings", "", "The three most important regions per emotion under each method "
+             "(maps: relevance; occlusion: probability drop); every rank is in `ranking.csv`.", ""]  # fmt: skip
+    methods, emotions = list(f.scores), f.emotions
     top3 = {
         (m, e): " > ".join(
-            r["region"] for r in ranking if (r["method"], r["emotion"]) == (m, e) and r["rank"] != "" and r["rank"] <= 3
+            r["region"] for r in f.ranking
+            if (r["method"], r["emotion"]) == (m, e) and r["rank"] != "" and r["rank"] <= 3
         )
         or "n/a"
         for m in methods
         for e in emotions
-    }
-    lines += [_md_table(["emotion", *map(label, methods)], [[e, *(top3[m, e] for m in methods)] for e in emotions]), ""]
+    }  # fmt: skip
+    return lines + [_md_table(["emotion", *map(label, methods)], [[e, *(top3[m, e] for m in methods)]
+                                                                   for e in emotions]), ""]  # fmt: skip
 
-    if agreement:
-        lines += ["## Do the methods agree?", "",
-                  "Spearman's rho between the methods' region scores, per emotion (1 = same ranking, 0 = unrelated); "
-                  "every pair of methods is in `agreement.csv`.", ""]  # fmt: skip
-        # the three families (a CAM, integrated gradients, occlusion); every pair is in agreement.csv
-        cam = next((m for m in ("gradcam", "hirescam", "gradcampp") if m in scores), None)
-        main = [m for m in (cam, "ig", f"occlusion/{fill}") if m in scores]
-        pairs = [(a, b) for a, b in combinations(main, 2)] or list(
-            dict.fromkeys((r["method_a"], r["method_b"]) for r in agreement)
-        )
-        cell = {(r["emotion"], r["method_a"], r["method_b"]): r["spearman"] for r in agreement}
-        cell |= {(e, b, a): v for (e, a, b), v in list(cell.items())}  # a pair may be stored either way round
-        body = [
-            [f"{label(a)} vs {label(b)}", *(_fmt(cell.get((e, a, b), math.nan)) for e in emotions)] for a, b in pairs
-        ]
-        lines += [_md_table(["methods", *emotions], body), ""]
 
-    if truth:
-        lines += (
-            ["## Against the known evidence (synthetic faces)", "",
-             "Each emotion's evidence regions are known by construction. "]
-            if known else
-            ["## Compared with the FACS prototypes", "",
-             "The regions moved by each emotion's prototype action units (the FACS table in `facexai/facs.py`; "
-             "neutral: the regions most emotions move). Real faces need not use all of them, so this is an "
-             "expectation, not ground truth. "]
-        )  # fmt: skip
-        lines[-1] += (
-            "*Top region* counts the emotions "
-            "whose highest-scored region is evidence (chance: the expected count for a region drawn at "
-            "random); *AUC* is the probability that an evidence region outscores a non-evidence region "
-            "(0.5 = chance), averaged over emotions."
-        )
-        lines += [""]
-        body = []
-        for method in dict.fromkeys(r["method"] for r in truth):
-            rs = [r for r in truth if r["method"] == method and r["top_region"]]  # emotions with images
-            aucs = [r["evidence_auc"] for r in rs if math.isfinite(r["evidence_auc"])]
-            body.append([
-                label(method), f"{I.recovered(rs)}/{len(rs)}", _fmt(sum(r["chance_top"] for r in rs), 1),
-                _fmt(sum(aucs) / len(aucs) if aucs else math.nan),
-                ", ".join(r["emotion"] for r in rs if not r["top_is_evidence"]) or "none",
-            ])  # fmt: skip
-        lines += [_md_table(["method", "top region is evidence", "chance", "mean AUC", "missed"], body), ""]
-
-    if sanity:
-        lines += ["## Sanity check (model randomisation)", "",
-                  "Maps of a copy of the model whose layers are re-initialised from the top down, compared with the "
-                  "trained model's maps (mean per-image |Spearman|; n/a: the random model's maps are constant). A "
-                  "method whose maps still match once every layer is random explains the input, not the model, "
-                  "and is flagged.", ""]  # fmt: skip
-        body = []
-        for method in dict.fromkeys(r["method"] for r in sanity):
-            rs = [r for r in sanity if r["method"] == method]
-            body.append([
-                label(method), _fmt(_float(rs[0]["spearman_abs"])), _fmt(_float(rs[-1]["spearman_abs"])), len(rs),
-                "**flagged**" if rs[-1]["flagged"] == "True" else "passes",
-            ])  # fmt: skip
-        lines += [_md_table(["method", "after top layer", "all layers random", "steps", "verdict"], body), ""]
-
-    grids = [folder / f"saliency_{m}.png" for m in dict.fromkeys(r["method"] for r in saliency)]
-    grids = [p for p in grids if p.is_file()]
-    lines += ["## Figures", ""]
-    for p in [*grids, *pictures]:
-        lines += [f"![{p.stem}]({p.name})", ""]
-    tables = [n for n in ("saliency.csv", "occlusion.csv", "sanity.csv") if (folder / n).is_file()]
-    tables += ["ranking.csv", "agreement.csv"] + ([truth_csv] if truth else [])
-    lines += ["## Tables", "", *(f"- [`{n}`]({n})" for n in tables), ""]
-    # tables last, after every figure drew: a failure above leaves the previous report whole
-    write_csv(folder / "ranking.csv", ranking)
-    columns = ["emotion", "method_a", "method_b", "regions", "spearman", "kendall"]
-    write_csv(folder / "agreement.csv", agreement, columns)
-    for name, rows in ((truth_csv, truth), ("facs.csv" if known else "truth.csv", [])):
-        if rows:
-            write_csv(folder / name, rows)
-        else:  # never leave a stale table from an earlier report beside this one
-            (folder / name).unlink(missing_ok=True)
-    path = folder / "report.md"
-    atomic_write_text(path, "\n".join(lines))
-    derived = [folder / n for n in ("ranking.csv", "agreement.csv", truth_csv)]
-    written = [p.name for p in (path, *pictures, *derived) if p.is_file()]
-    prov.setdefault("analyses", {})["report"] = provenance(
-        {"fill": fill}, "cpu", started, git_commit(), outputs=written
+def _agreement(f: Findings) -> list[str]:
+    if not f.agreement:
+        return []
+    lines = ["## Do the methods agree?", "",
+             "Spearman's rho between the methods' region scores, per emotion (1 = same ranking, 0 = unrelated); "
+             "every pair of methods is in `agreement.csv`.", ""]  # fmt: skip
+    # the three families (a CAM, integrated gradients, occlusion); every pair is in agreement.csv
+    cam = next((m for m in ("gradcam", "hirescam", "gradcampp") if m in f.scores), None)
+    main = [m for m in (cam, "ig", f"occlusion/{f.fill}") if m in f.scores]
+    pairs = [(a, b) for a, b in combinations(main, 2)] or list(
+        dict.fromkeys((r["method_a"], r["method_b"]) for r in f.agreement)
     )
-    write_json(prov_path, prov)
-    return path
+    cell = {(r["emotion"], r["method_a"], r["method_b"]): r["spearman"] for r in f.agreement}
+    cell |= {(e, b, a): v for (e, a, b), v in list(cell.items())}  # a pair may be stored either way round
+    body = [
+        [f"{label(a)} vs {label(b)}", *(_fmt(cell.get((e, a, b), math.nan)) for e in f.emotions)] for a, b in pairs
+    ]
+    return lines + [_md_table(["methods", *f.emotions], body), ""]
+
+
+def _truth(f: Findings) -> list[str]:
+    if not f.truth:
+        return []
+    lines = (
+        ["## Against the known evidence (synthetic faces)", "",
+         "Each emotion's evidence regions are known by construction. "]
+        if f.known else
+        ["## Compared with the FACS prototypes", "",
+         "The regions moved by each emotion's prototype action units (the FACS table in `facexai/facs.py`; "
+         "neutral: the regions most emotions move). Real faces need not use all of them, so this is an "
+         "expectation, not ground truth. "]
+    )  # fmt: skip
+    lines[-1] += (
+        "*Top region* counts the emotions "
+        "whose highest-scored region is evidence (chance: the expected count for a region drawn at "
+        "random); *AUC* is the probability that an evidence region outscores a non-evidence region "
+        "(0.5 = chance), averaged over emotions."
+    )
+    body = []
+    for method in dict.fromkeys(r["method"] for r in f.truth):
+        rs = [r for r in f.truth if r["method"] == method and r["top_region"]]  # emotions with images
+        aucs = [r["evidence_auc"] for r in rs if math.isfinite(r["evidence_auc"])]
+        body.append([
+            label(method), f"{I.recovered(rs)}/{len(rs)}", _fmt(sum(r["chance_top"] for r in rs), 1),
+            _fmt(sum(aucs) / len(aucs) if aucs else math.nan),
+            ", ".join(r["emotion"] for r in rs if not r["top_is_evidence"]) or "none",
+        ])  # fmt: skip
+    return lines + ["", _md_table(["method", "top region is evidence", "chance", "mean AUC", "missed"], body), ""]
+
+
+def _sanity(f: Findings) -> list[str]:
+    if not f.sanity:
+        return []
+    lines = ["## Sanity check (model randomisation)", "",
+             "Maps of a copy of the model whose layers are re-initialised from the top down, compared with the "
+             "trained model's maps (mean per-image |Spearman|; n/a: the random model's maps are constant). A "
+             "method whose maps still match once every layer is random explains the input, not the model, "
+             "and is flagged.", ""]  # fmt: skip
+    body = []
+    for method in dict.fromkeys(r["method"] for r in f.sanity):
+        rs = [r for r in f.sanity if r["method"] == method]
+        body.append([
+            label(method), _fmt(_float(rs[0]["spearman_abs"])), _fmt(_float(rs[-1]["spearman_abs"])), len(rs),
+            "**flagged**" if rs[-1]["flagged"] == "True" else "passes",
+        ])  # fmt: skip
+    return lines + [_md_table(["method", "after top layer", "all layers random", "steps", "verdict"], body), ""]
+
+
+def _contents(f: Findings, pictures: list[Path]) -> list[str]:
+    grids = [f.folder / f"saliency_{m}.png" for m in dict.fromkeys(r["method"] for r in f.saliency)]
+    lines = ["## Figures", ""]
+    for p in [*(g for g in grids if g.is_file()), *pictures]:
+        lines += [f"![{p.stem}]({p.name})", ""]
+    tables = [n for n in ("saliency.csv", "occlusion.csv", "sanity.csv") if (f.folder / n).is_file()]
+    tables += ["ranking.csv", "agreement.csv"] + ([f.truth_csv] if f.truth else [])
+    return lines + ["## Tables", "", *(f"- [`{n}`]({n})" for n in tables), ""]
+
+
+def write_report(folder: str | Path, fill: str | None = None) -> Path:
+    """Derive ranking.csv, agreement.csv, truth.csv (or facs.csv) and figures from an analysis folder and
+    write its report.md, whole or not at all (a failure part way leaves the previous report as it was).
+
+    fill: the occlusion fill the headlines use (default: blur if present, else the first one).
+    """
+    started = now()
+    f = read_findings(folder, fill)
+    other = "facs.csv" if f.known else "truth.csv"  # never leave a stale table from an earlier report beside this
+    with staged(f.folder, remove=[other] + ([] if f.truth else [f.truth_csv])) as stage:
+        pictures = draw_figures(f, stage)
+        lines = [*_intro(f), *_rankings(f), *_agreement(f), *_truth(f), *_sanity(f), *_contents(f, pictures)]
+        write_csv(stage / "ranking.csv", f.ranking)
+        write_csv(stage / "agreement.csv", f.agreement, ["emotion", "method_a", "method_b", "regions", "spearman",
+                                                         "kendall"])  # fmt: skip
+        if f.truth:
+            write_csv(stage / f.truth_csv, f.truth)
+        atomic_write_text(stage / "report.md", "\n".join(lines))
+        derived = ["ranking.csv", "agreement.csv"] + ([f.truth_csv] if f.truth else [])
+        written = ["report.md", *(p.name for p in pictures), *derived]
+        prov = dict(f.provenance)
+        prov.setdefault("analyses", {})["report"] = provenance(
+            {"fill": f.fill}, "cpu", started, git_commit(), outputs=written
+        )
+        write_json(stage / "provenance.json", prov)
+    return f.folder / "report.md"
 
 
 def recovery_summary(folder: str | Path) -> list[dict[str, Any]]:
