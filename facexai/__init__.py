@@ -3,14 +3,17 @@
 Everything a notebook needs is one attribute away and loaded on first use (PEP 562), so that
 `import facexai` and `facexai --help` stay fast:
 
-    run = facexai.open_run("results/ferplus-seed-b/s1")
+    run = facexai.open_run("results/ferplus-seed-b-48")
     subject = facexai.load_subject(run, facexai.SubjectConfig(limit=32), data_root="data/ferplus")
     rows, _ = facexai.saliency(subject, facexai.ExplainConfig(methods=("gradcam", "ig")))
+
+(README: Python API.)
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 # public name -> the module that defines it
@@ -43,6 +46,8 @@ __all__ = sorted([*_API, *_ALIASES])
 def __getattr__(name: str) -> Any:
     target = _ALIASES.get(name, name)
     if target not in _API:
+        if importlib.util.find_spec(f"facexai.{name}") is not None:  # a submodule: facexai.config, ...
+            return importlib.import_module(f"facexai.{name}")
         raise AttributeError(f"module 'facexai' has no attribute {name!r}")
     value = getattr(importlib.import_module(_API[target]), target)
     globals()[name] = value  # later lookups skip this function

@@ -301,6 +301,7 @@ def saliency(
     """Attribution maps over a split, reduced to region relevance per emotion with 95% bootstrap intervals."""
     from facexai.explain.analysis import ExplainConfig, SubjectConfig
     from facexai.provenance import git_commit, now
+    from facexai.report.findings import write_saliency
 
     started, commit = now(), git_commit()
     scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
@@ -309,17 +310,15 @@ def saliency(
         ig_baseline=ig_baseline, sanity_n=sanity_n, bf16=bf16, progress=progress,
     )  # fmt: skip
     subject = _subject(run, dataset, data_root, scfg, bf16)
-    for path in _saliency_to(out_dir, subject, cfg, started, commit):
+    paths, sanity = write_saliency(out_dir, subject, cfg, started, commit)
+    _warn_flagged(sanity)
+    for path in paths:
         out.print(str(path))
 
 
-def _saliency_to(folder: Path, subject, cfg, started: str, commit: str | None) -> list[Path]:
-    from facexai.report.findings import write_saliency
-
-    paths, sanity = write_saliency(folder, subject, cfg, started, commit)
+def _warn_flagged(sanity: list[dict]) -> None:
     for m in dict.fromkeys(r["method"] for r in sanity if r["flagged"]):
         err.print(f"[yellow]warning:[/yellow] {m} maps barely change when the model is randomised (flagged)")
-    return paths
 
 
 @app.command()
@@ -467,10 +466,7 @@ def demo(
     """The built-in main job: train the seed network on synthetic FACS faces, evaluate it, then explain it
     (saliency, occlusion, report) and check the findings against the evidence the faces were drawn with."""
     from facexai.config import override, recipe
-    from facexai.explain.analysis import ExplainConfig, SubjectConfig, load_subject
-    from facexai.provenance import git_commit, now
-    from facexai.report.findings import write_occlusion
-    from facexai.report.report import write_report
+    from facexai.report.demo import analyse
     from facexai.training import fit
 
     run = fit(override(recipe("synthetic"), epochs=epochs), out=out_dir, progress=progress, console=err)
@@ -478,16 +474,11 @@ def demo(
     out.print(f"run: {run.path}")
     if limit <= 0:
         return
-    folder = run.path / "analysis"
-    started, commit = now(), git_commit()
-    # about a minute on 2 cores, so that make demo stays under 10 minutes; the commands default to more
-    cfg = ExplainConfig(fills=("mean", "blur", "noise"), sanity_n=2, progress=progress)
     err.print(f"explaining the first {limit} test faces: saliency, sanity check, occlusion")
-    subject = load_subject(run.path, SubjectConfig(limit=limit))
-    _saliency_to(folder, subject, cfg, started, commit)
-    write_occlusion(folder, subject, cfg, now(), commit)
-    out.print(f"report: {write_report(folder)}")
-    _print_recovery(folder)
+    report, sanity = analyse(run.path, limit, progress)
+    _warn_flagged(sanity)
+    out.print(f"report: {report}")
+    _print_recovery(report.parent)
 
 
 def main() -> None:

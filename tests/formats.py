@@ -7,6 +7,7 @@ checked by value; random pictures are for lossless formats (CSV pixels, PNG) and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -154,3 +155,18 @@ def write_rafdb_tree(root: Path, names_labels: Iterable[tuple[str, int]], size: 
 def rafdb_value(i: int) -> int:
     """The grey value write_rafdb_tree gives image i."""
     return 10 + 3 * (i % 80)
+
+
+# ---------------------------------------------------------------- the decoded-data cache
+
+
+def cache_files() -> list[Path]:
+    """Every file in the test's own data cache ($FACEXAI_CACHE, set per test by conftest)."""
+    d = Path(os.environ["FACEXAI_CACHE"])
+    return sorted(d.rglob("*")) if d.exists() else []
+
+
+def touch(path: Path) -> None:
+    """A new mtime, one second on, so the fingerprint changes even on coarse file systems."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))

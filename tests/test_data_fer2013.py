@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import shared_data
-from formats import flat_image, pixels_text, random_image, write_fer2013_csv, write_fer2013_folders, write_image
+from formats import (
+    cache_files,
+    flat_image,
+    pixels_text,
+    random_image,
+    touch,
+    write_fer2013_csv,
+    write_fer2013_folders,
+    write_image,
+)
 
 from facexai.config import DataConfig
 from facexai.data import fer2013, load_dataset
@@ -25,17 +33,6 @@ CANON = {0: 4, 1: 5, 2: 6, 3: 1, 4: 3, 5: 2, 6: 0}  # Angry, Disgust, Fear, Happ
 
 def cfg(root: Path, **kw) -> DataConfig:
     return DataConfig(dataset="fer2013", root=str(root), **kw)
-
-
-def cache_files() -> list[Path]:
-    d = Path(os.environ["FACEXAI_CACHE"])
-    return sorted(d.rglob("*")) if d.exists() else []
-
-
-def touch(path: Path) -> None:
-    """A new mtime, one second on, so the fingerprint changes even on coarse file systems."""
-    st = os.stat(path)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
 def csv_rows(n: int = 14) -> list[tuple[int, torch.Tensor, str]]:

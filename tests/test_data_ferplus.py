@@ -10,7 +10,9 @@ import pytest
 import torch
 from conftest import shared_data
 from formats import (
+    cache_files,
     random_image,
+    touch,
     votes,
     write_fer2013_csv,
     write_ferplus_folders,
@@ -45,14 +47,6 @@ def cfg(root: Path, **kw) -> DataConfig:
     return DataConfig(dataset="ferplus", root=str(root), **kw)
 
 
-def cache_files() -> list[Path]:
-    d = Path(os.environ["FACEXAI_CACHE"])
-    return sorted(d.rglob("*")) if d.exists() else []
-
-
-def touch(path: Path) -> None:
-    st = os.stat(path)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
 def write_csv_layout(root: Path, rows=ROWS) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import shared_data
-from formats import RAFDB_ALIGNED, RAFDB_LABEL_FILE, rafdb_value, write_image, write_rafdb_tree
+from formats import RAFDB_ALIGNED, RAFDB_LABEL_FILE, cache_files, rafdb_value, touch, write_image, write_rafdb_tree
 
 from facexai.config import DataConfig
 from facexai.data import load_dataset, rafdb
@@ -26,14 +26,6 @@ def cfg(root: Path, **kw) -> DataConfig:
     return DataConfig(dataset="rafdb", root=str(root), **kw)
 
 
-def cache_files() -> list[Path]:
-    d = Path(os.environ["FACEXAI_CACHE"])
-    return sorted(d.rglob("*")) if d.exists() else []
-
-
-def touch(path: Path) -> None:
-    st = os.stat(path)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
 def names_labels(n_train: int = 40, n_test: int = 10) -> list[tuple[str, int]]:

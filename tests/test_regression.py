@@ -66,8 +66,9 @@ def test_the_synthetic_model_s_rows_are_unchanged():
         assert_same_rows(read_csv(FIXTURES / "regression" / f"synthetic-{name}.csv"), rows)
 
 
-def test_the_ferplus_model_s_rows_are_unchanged():
+def test_the_ferplus_model_s_rows_are_unchanged(monkeypatch, real_data_cache):
     root = shared_data("ferplus")
+    monkeypatch.setenv("FACEXAI_CACHE", str(real_data_cache))
     now = rows_now(RESULTS / "ferplus-seed-b" / "s1", str(root), fills=("blur",))
     for name, rows in now.items():
         recorded = read_csv(FIXTURES / "regression" / f"ferplus-s1-{name}.csv")

@@ -3,14 +3,12 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 from toy import bars
 
 import facexai.training as T
 from facexai.config import AugmentConfig, DataConfig, TrainConfig
 from facexai.data.augment import Preprocess
 from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
-from facexai.metrics import soft_cross_entropy
 from facexai.models import create_model
 from facexai.runs import Engine, bf16_supported, evaluate, load_checkpoint, predict, resolve_device
 from facexai.training import fit, forward_gflop
@@ -37,16 +35,6 @@ RUN_FILES = {
 
 def losses(run):
     return [(r["train_loss"], r["val_loss"], r["val_acc"], r["lr"]) for r in run.history]
-
-
-def test_soft_cross_entropy_is_cross_entropy_for_one_hot_targets():
-    logits, labels = torch.randn(5, 7), torch.tensor([0, 3, 6, 2, 2])
-    assert soft_cross_entropy(logits, F.one_hot(labels, 7).float()) == pytest.approx(
-        F.cross_entropy(logits, labels).item(), rel=1e-6
-    )
-    votes = torch.tensor([[0.5, 0.5, 0, 0, 0, 0, 0]])
-    by_hand = -0.5 * (F.log_softmax(logits[:1], 1)[0, 0] + F.log_softmax(logits[:1], 1)[0, 1])
-    assert soft_cross_entropy(logits[:1], votes) == pytest.approx(by_hand.item(), rel=1e-6)
 
 
 def test_a_run_learns_the_toy_task_and_writes_a_complete_folder(tmp_path):

@@ -57,7 +57,8 @@ def pivot(
 def region_table(
     rows: Sequence[dict], method: str, measure: str | None = None, fill: str = "", group: str = "true"
 ) -> str:
-    """A plain-text emotion x region table of one method's estimates from tidy rows (for printing).
+    """A plain-text emotion x region table of one method's estimates from tidy rows (for printing), with
+    each emotion's face count n; "-" where an emotion has no faces.
 
     measure: default relevance for map methods, probability_drop for occlusion.
     """
@@ -65,10 +66,14 @@ def region_table(
     emotions, regions, est = pivot(rows, method, measure, fill, group)
     if not emotions:
         raise DataNotFoundError(f"no rows for method {method!r}, measure {measure!r}, fill {fill!r}, group {group!r}")
+    _, _, n = pivot(rows, method, measure, fill, group, key="n")
     width = max(len(r) for r in regions) + 1
     lines = [f"{method} {measure} ({fill + ' fill, ' if fill else ''}by {group} emotion)",
-             " " * 10 + "".join(f"{r:>{width}}" for r in regions)]  # fmt: skip
-    lines += [f"{e:<10}" + "".join(f"{v:>{width}.2f}" for v in est[g].tolist()) for g, e in enumerate(emotions)]
+             f"{'':<10}{'n':>5}" + "".join(f"{r:>{width}}" for r in regions)]  # fmt: skip
+    for g, e in enumerate(emotions):
+        faces = int(torch.nan_to_num(n[g], nan=0).max())
+        cells = "".join(f"{v:>{width}.2f}" if math.isfinite(v) else f"{'-':>{width}}" for v in est[g].tolist())
+        lines.append(f"{e:<10}{faces:>5}" + cells)
     return "\n".join(lines)
 
 
