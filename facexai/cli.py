@@ -68,8 +68,21 @@ ClassesOpt = Annotated[int | None, typer.Option(help="7 (no contempt, seed B) or
 SplitOpt = Annotated[SplitMode | None, typer.Option("--split", help="FER2013: official or seed-a (70/20/10).")]
 
 
-def _only_where_read(dataset: Dataset, label_mode, classes, split) -> None:
-    check_reads(dataset.value, **{"--label-mode": label_mode, "--classes": classes, "--split": split})
+class Variant(str, Enum):
+    facs = "facs"
+    single_region = "single-region"
+    shortcut = "shortcut"
+
+
+VariantOpt = Annotated[
+    Variant | None,
+    typer.Option("--variant", help="Synthetic faces: facs prototypes, single-region expressions, or a shortcut cue."),
+]
+
+
+def _only_where_read(dataset: Dataset, label_mode, classes, split, variant=None) -> None:
+    given = {"--label-mode": label_mode, "--classes": classes, "--split": split, "--variant": variant}
+    check_reads(dataset.value, **given)
 
 
 def _resumable(partial: Path, dataset: Dataset, given: dict) -> None:
@@ -107,6 +120,7 @@ def train(
     label_mode: LabelOpt = None,
     classes: ClassesOpt = None,
     split: SplitOpt = None,
+    variant: VariantOpt = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     bf16: Annotated[
         bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: where the hardware has it).")
@@ -124,11 +138,11 @@ def train(
     from facexai.config import load_config, override, recipe
     from facexai.training import fit
 
-    _only_where_read(dataset, label_mode, classes, split)
+    _only_where_read(dataset, label_mode, classes, split, variant)
     if resume is not None:
         options = {"--data-root": data_root, "--config": config, "--epochs": epochs, "--lr": lr}
         options |= {"--batch-size": batch_size, "--seed": seed, "--model": model, "--label-mode": label_mode}
-        options |= {"--classes": classes, "--split": split, "--device": device, "--bf16": bf16}
+        options |= {"--classes": classes, "--split": split, "--variant": variant, "--device": device, "--bf16": bf16}
         _resumable(resume, dataset, options | {"--out": out_dir})  # --threads may change: it sets speed only
     cfg = load_config(config) if config else recipe(dataset.value)
     cfg = override(
@@ -147,6 +161,7 @@ def train(
             "data.label_mode": label_mode.value if label_mode else None,
             "data.classes": classes,
             "data.split": split.value if split else None,
+            "data.synthetic_variant": variant.value if variant else None,
         },
     )
     run = fit(cfg, out=out_dir or Path("runs"), resume=resume, progress=progress, console=err, threads=threads)
@@ -364,6 +379,86 @@ def occlude(
     subject = _subject(run, dataset, data_root, scfg, bf16)
     for path in write_occlusion(out_dir, subject, cfg, started, commit):
         out.print(str(path))
+
+
+@app.command()
+@domain_errors
+def truth(
+    out_dir: OutOpt,
+    run: RunOpt = None,
+    split: Annotated[Split, typer.Option(help="Which split to intervene on.")] = Split.test,
+    dataset: DatasetOpt = None,
+    limit: LimitOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """True region effects on synthetic faces, by intervention: each face re-rendered with one region neutral."""
+    from facexai.explain.analysis import SubjectConfig
+    from facexai.provenance import git_commit, now
+    from facexai.report.scorecard import write_truth
+
+    started, commit = now(), git_commit()
+    scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
+    out.print(str(write_truth(out_dir, _subject(run, dataset, None, scfg, False), started, commit, progress)))
+
+
+@app.command()
+@domain_errors
+def scorecard(
+    out_dir: OutOpt,
+    run: RunOpt = None,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods to score (see `facexai list`).")] = ",".join(
+        ("gradcam", "gradcampp", "hirescam", "layercam", "gradcam_fine", "ig", "ig_blur", "expected_gradients",
+         "occlusion", "occlusion_area")
+    ),  # fmt: skip
+    random_model: Annotated[
+        bool, typer.Option("--random-model/--no-random-model", help="Also score each method on a random model.")
+    ] = True,
+    faithfulness_n: Annotated[int, typer.Option(help="Faces for deletion/insertion and class sensitivity.")] = 500,
+    road_n: Annotated[int, typer.Option(help="Faces for ROAD (costly: a sparse solve per face and threshold).")] = 140,
+    ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps (and expected-gradients samples).")] = 32,
+    split: Annotated[Split, typer.Option(help="Which split to score on.")] = Split.test,
+    dataset: DatasetOpt = None,
+    data_root: DataRoot = None,
+    limit: LimitOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    bf16: Bf16Opt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Score every attribution method against the truth (synthetic faces) and for faithfulness, beside null
+    explainers: scorecard.csv, scorecard.md (a verdict per method), scorecard.png."""
+    from facexai.explain.analysis import SubjectConfig
+    from facexai.explain.scorecard import ScorecardConfig
+    from facexai.provenance import git_commit, now
+    from facexai.report.scorecard import write_scorecard
+
+    started, commit = now(), git_commit()
+    cfg = ScorecardConfig(
+        methods=tuple(m.strip() for m in methods.split(",")), random_model=random_model, faithfulness_n=faithfulness_n,
+        road_n=road_n, ig_steps=ig_steps, bf16=bf16, progress=progress,
+    )  # fmt: skip
+    scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
+    subject = _subject(run, dataset, data_root, scfg, bf16)
+    path = write_scorecard(out_dir, subject, cfg, started, commit)
+    _print_verdicts(path.parent / "scorecard.csv")
+    out.print(str(path))
+
+
+def _print_verdicts(table: Path) -> None:
+    from facexai.io.files import read_csv
+    from facexai.report.scorecard import label, verdicts
+
+    rows = [{**r, **{k: float(r[k]) for k in ("estimate", "blind_lift", "blind_lift_low") if r[k] != ""}}
+            for r in read_csv(table)]  # fmt: skip
+    t = Table(title="method scorecard: beats the best blind null?")
+    for col in ("method", "truth", "faithfulness", "verdict"):
+        t.add_column(col)
+    word = {True: "yes", False: "no", None: "-"}
+    for v in verdicts(rows):
+        t.add_row(label(v["method"]), word[v["truth"]], word[v["faithfulness"]], "trusted" if v["trusted"] else "no")
+    out.print(t)
 
 
 @app.command()

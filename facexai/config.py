@@ -17,7 +17,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "ferplus": ("classes", "label_mode"),
     "fer2013": ("split",),
     "rafdb": ("val_fraction",),
-    "synthetic": ("synthetic_n", "synthetic_size", "synthetic_channels"),
+    "synthetic": ("synthetic_n", "synthetic_size", "synthetic_channels", "synthetic_variant", "shortcut_rate"),
 }
 
 
@@ -35,6 +35,7 @@ def check_reads(dataset: str, **given: Any) -> None:
     reads = DATASETS[check_dataset(dataset)]
     for flag, value in given.items():
         setting = flag.removeprefix("--").replace("-", "_")
+        setting = {"variant": "synthetic_variant"}.get(setting, setting)  # the CLI's short name
         if value is not None and setting not in reads:
             owners = [n for n, reads in DATASETS.items() if setting in reads]
             raise ConfigError(f"{flag} applies to {' and '.join(owners)} only; {dataset} does not read it")
@@ -52,6 +53,8 @@ class DataConfig:
     synthetic_n: int = 8400  # synthetic images in all splits together
     synthetic_size: int = 48  # synthetic image side, pixels (48 grey or 100 RGB)
     synthetic_channels: int = 1  # 1 grey, 3 RGB
+    synthetic_variant: str = "facs"  # facs | single-region | shortcut (data/synthetic.py)
+    shortcut_rate: float = 0.9  # shortcut variant: P(sadness | chin cue) on the training faces
     cache: bool = True  # decode once, reuse the tensor file while the source is unchanged
 
 

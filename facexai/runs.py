@@ -146,6 +146,13 @@ class Run:
         return get_spec(self.meta["model"]).cam_layer
 
     @property
+    def fine_cam_layer(self) -> str | None:
+        """An earlier layer with a finer map (the registry's choice), for CAMs at a higher resolution."""
+        if "fine_cam_layer" in self.meta or "cam_layer" in self.meta:
+            return self.meta.get("fine_cam_layer")
+        return get_spec(self.meta["model"]).fine_cam_layer
+
+    @property
     def name(self) -> str:
         return str(self.path) if self.path is not None else f"<{self.meta['model']} in memory>"
 
@@ -157,12 +164,14 @@ class Run:
         classes: tuple[Emotion, ...],
         cam_layer: str | None = None,
         device: str = "auto",
+        fine_cam_layer: str | None = None,
     ) -> Run:
         """A model held in memory, e.g. a notebook's own: its preprocessing, classes and (for the CAM
-        methods) the dotted path of its CAM layer."""
+        methods) the dotted path of its CAM layer (and of an earlier, finer one)."""
         engine = Engine(resolve_device(device), bf16=False, channels_last=False)
         meta = {"model": type(model).__name__, "classes": [str(Emotion(c)) for c in classes],
-                "preprocess": pre.to_dict(), "cam_layer": cam_layer, "epoch": None}  # fmt: skip
+                "preprocess": pre.to_dict(), "cam_layer": cam_layer, "fine_cam_layer": fine_cam_layer,
+                "epoch": None}  # fmt: skip
         return cls(None, model.to(engine.device).eval(), meta, engine)
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:

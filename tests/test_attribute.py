@@ -31,7 +31,7 @@ def net() -> nn.Sequential:
 
 
 def run_of(model) -> Run:
-    return Run.of(model, Preprocess(S, 1, (0.5,), (0.25,)), SEVEN, cam_layer="1", device="cpu")
+    return Run.of(model, Preprocess(S, 1, (0.5,), (0.25,)), SEVEN, cam_layer="1", device="cpu", fine_cam_layer="0")
 
 
 def halves(n: int) -> torch.Tensor:
@@ -48,7 +48,8 @@ def test_every_method_answers_with_region_scores_for_every_face_and_region(name)
     assert isinstance(att, Attribution) and att.method == name
     assert att.regions.shape == (3, 2) and att.regions.dtype == torch.float64
     assert (att.maps is None) == (METHODS[name].kind == "perturbation")
-    assert att.score == ("probability" if name == "occlusion" else "logit")  # each method's stated default
+    default = {"perturbation": "probability", "map": "logit", "null": "none"}[METHODS[name].kind]
+    assert att.score == default  # each method states the score it explains
 
 
 def test_a_cam_of_the_probability_is_the_library_s_softmax_target():

@@ -1,5 +1,6 @@
 """Synthetic FACS faces: determinism, shapes, landmark geometry, AU ground truth and its locality."""
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -50,7 +51,7 @@ def full(emotion: Emotion) -> dict[str, float]:
 
 def test_same_seed_same_bytes_other_seed_other_faces():
     a, b, c = syn.generate(21, seed=1), syn.generate(21, seed=1), syn.generate(21, seed=2)
-    for x, y in ((a.images, b.images), (a.landmarks, b.landmarks), (a.extras["aus"], b.extras["aus"])):
+    for x, y in ((a.images, b.images), (a.landmarks, b.landmarks), (a.extras["params.aus"], b.extras["params.aus"])):
         assert torch.equal(x, y)
     assert torch.equal(a.labels, b.labels) and a.ids == b.ids
     assert not torch.equal(a.images, c.images)
@@ -62,7 +63,7 @@ def test_shapes_dtypes_and_metadata(size, channels):
     ds = syn.generate(14, size=size, channels=channels, seed=3)
     assert ds.images.shape == (14, channels, size, size) and ds.images.dtype == torch.uint8
     assert ds.landmarks.shape == (14, 68, 2) and ds.landmarks.dtype == torch.float32
-    assert ds.extras["aus"].shape == (14, len(facs.AU_NAMES)) and ds.extras["aus"].dtype == torch.float32
+    assert ds.extras["params.aus"].shape == (14, len(facs.AU_NAMES)) and ds.extras["params.aus"].dtype == torch.float32
     assert ds.name == "synthetic" and ds.classes == SEVEN and ds.votes is None
     assert ds.meta["source"] == "synthetic" and ds.meta["au_names"] == list(facs.AU_NAMES)
     assert ds.meta["options"] == {
@@ -71,6 +72,7 @@ def test_shapes_dtypes_and_metadata(size, channels):
         "channels": channels,
         "seed": 3,
         "version": syn.GENERATOR_VERSION,
+        "variant": "facs",
     }
     assert ds.images.float().std() > 20  # a picture, not a flat field
 
@@ -209,3 +211,68 @@ def test_bad_options_are_config_errors():
         syn.generate(7, channels=2)
     with pytest.raises(ConfigError):
         syn.generate(7, size=8)
+
+
+# --- variants and intervention -------------------------------------------------------------------
+
+
+def test_re_rendering_a_data_set_s_faces_without_intervention_is_bit_for_bit():
+    for variant in syn.VARIANTS:
+        ds = syn.generate(21, size=32, seed=11, variant=variant, split=np.arange(21) % 3)
+        assert np.array_equal(syn.render_faces(syn.params_of(ds), 32, 1), ds.images.numpy()), variant
+
+
+@pytest.mark.parametrize("region", list(FaceRegion))
+def test_a_neutral_region_changes_pixels_only_there(region):
+    size = 48
+    p = syn.sample_params(np.array([2, 3, 4, 5, 6] * 2), seed=12)  # expressive faces: every region acts somewhere
+    base, base_lm = syn.render(p, size, 1), syn.landmarks(p, size)
+    q = p.neutral_region(region)
+    img, lm = syn.render(q, size, 1), syn.landmarks(q, size)
+    changed = 0
+    for i in range(len(p)):
+        diff = (img[i] != base[i]).any(0)
+        changed += diff.any()
+        assert not (diff & ~region_mask([lm[i], base_lm[i]], {region.value}, size)).any(), (region, i)
+    assert changed > 0, region
+
+
+def test_single_region_expressions_differ_from_neutral_in_exactly_one_region_each():
+    regions = [r for e, (aus, r) in syn.SINGLE_REGION.items() if aus]
+    assert len(regions) == len(set(regions)) == 6  # one region per expression, a different one each
+    ev = syn.variant_evidence("single-region")
+    assert all(len(ev[e.value]["regions"]) == (e != Emotion.NEUTRAL) for e in SEVEN)
+    size = 48
+    for k, emo in enumerate(SEVEN[1:], start=1):
+        p = syn.sample_params(np.full(6, k), seed=13, variant="single-region")
+        face = replace(p, aus=np.where(p.aus > syn.SPURIOUS_MAX, p.aus, 0).astype(np.float32))  # expression only
+        still = p.with_aus({})
+        diff = (syn.render(face, size, 1) != syn.render(still, size, 1)).any(1)  # (N, H, W)
+        lm = [syn.landmarks(face, size), syn.landmarks(still, size)]
+        region = syn.SINGLE_REGION[emo][1].value
+        for i in range(len(p)):
+            assert diff[i].any() and not (diff[i] & ~region_mask([lm[0][i], lm[1][i]], {region}, size)).any(), emo
+
+
+def test_the_shortcut_cue_predicts_its_class_in_training_only():
+    n = 1400
+    labels = syn.face_labels(n, 14)
+    split = np.where(np.arange(n) % 10 < 7, 0, 2)
+    p = syn.add_cue(syn.sample_params(labels, 14), labels, split, rate=0.8, seed=14)
+    cue, k, train = p.cue > 0, SEVEN.index(syn.SHORTCUT_CLASS), split == 0
+    assert cue[train & (labels == k)].all()
+    assert (labels[train & cue] == k).mean() == pytest.approx(0.8, abs=0.01)
+    for c in range(7):  # held out: about half of every class, whatever its emotion
+        assert 0.3 < cue[~train & (labels == c)].mean() < 0.7
+    removed = p.neutral_region(syn.CUE_REGION)
+    assert not removed.cue.any() and p.neutral_region(FaceRegion.EYES).cue.sum() == p.cue.sum()
+
+
+def test_the_cue_is_drawn_inside_the_toolkit_s_chin_region():
+    size = 48
+    p = syn.sample_params(np.arange(14) % 7, seed=15)
+    with_cue = replace(p, cue=np.ones(len(p), np.float32))
+    diff = (syn.render(with_cue, size, 1) != syn.render(p, size, 1)).any(1)  # (N, H, W)
+    ids = region_index(torch.from_numpy(syn.landmarks(p, size)), (size, size)).numpy()
+    chin = ids == list(FaceRegion).index(syn.CUE_REGION) + 1
+    assert diff.any((1, 2)).all() and not (diff & ~chin).any()

@@ -31,6 +31,7 @@ from facexai.facs import FaceRegion
 from facexai.runs import Run, open_run, predict, run_data
 
 MAP_METHODS = names("map")
+SALIENCY_DEFAULT = ("gradcam", "gradcampp", "hirescam", "ig")  # `saliency`'s methods unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class SubjectConfig:
 class ExplainConfig:
     """What each method call takes: which regions and target, references, steps, precision, statistics."""
 
-    methods: tuple[str, ...] = MAP_METHODS  # map methods for `saliency`
+    methods: tuple[str, ...] = SALIENCY_DEFAULT  # map methods for `saliency` (any of MAP_METHODS)
     regions: tuple[FaceRegion, ...] = tuple(FaceRegion)
     target: str = "pred"  # pred | true: which class each image's attribution explains
     fills: tuple[str, ...] = ("blur",)  # occlusion references: blur stays closest to a real face
@@ -69,7 +70,7 @@ class ExplainConfig:
 
     def __post_init__(self) -> None:
         for m in self.methods:
-            if get_method(m).kind != "map":
+            if get_method(m).kind not in ("map", "null"):
                 raise ConfigError(f"{m} is not a map method; expected some of {', '.join(MAP_METHODS)}")
         for ref in (*self.fills, self.ig_baseline):
             check_reference(ref)

@@ -16,14 +16,14 @@ The registry's CAM entries (`attribute_cam`) turn the maps into region relevance
 from __future__ import annotations
 
 import torch
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 from torch import nn
 
 from facexai.errors import ConfigError
 from facexai.explain.base import Settings, batches, check_score, check_targets, from_maps, frozen
 
-CAM_METHODS = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "hirescam": HiResCAM}
+CAM_METHODS = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "hirescam": HiResCAM, "layercam": LayerCAM}
 
 
 def cam_class(method: str) -> type:
@@ -88,17 +88,19 @@ def cam_maps(
     return out.clamp_(0, 1)
 
 
-def attribute_cam(method: str):
-    """The registry entry for one CAM method: maps at the run's CAM layer (or `settings.layer`)."""
+def attribute_cam(method: str, fine: bool = False, name: str | None = None):
+    """The registry entry for one CAM method: maps at the run's CAM layer (`fine`: its earlier, finer CAM
+    layer, e.g. block 2 of the seed network: 33x33 at 100x100 instead of 11x11), or `settings.layer`."""
     cam_class(method)
+    name = name or method
 
     def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
-        name = settings.layer or run.cam_layer
-        if name is None:
-            raise ConfigError(f"{method} needs a CAM layer: register the model or pass its layer (cam_layer=...)")
+        layer_name = settings.layer or (run.fine_cam_layer if fine else run.cam_layer)
+        if layer_name is None:
+            raise ConfigError(f"{name} needs a CAM layer: register the model or pass its layer (cam_layer=...)")
         score = check_score(settings.score, "logit")
-        layer = run.model.get_submodule(name)
+        layer = run.model.get_submodule(layer_name)
         maps = cam_maps(run.model, layer, inputs, targets, method, settings.batch_size, settings.progress, score)
-        return from_maps(method, maps, masks, score)
+        return from_maps(name, maps, masks, score)
 
     return attribute

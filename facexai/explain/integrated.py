@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
-from captum.attr import IntegratedGradients
+from captum.attr import GradientShap, IntegratedGradients
 from torch import nn
 
 from facexai.data.augment import Preprocess
@@ -98,12 +99,42 @@ def integrated_gradients(
     return attributions, deltas
 
 
-def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
-    """The registry entry: positive IG attribution (channels summed) as the map, the delta among the extras."""
+def attribute_ig(name: str = "ig", default_reference: str = "black"):
+    """A registry entry: positive IG attribution (channels summed) as the map, the delta among the extras;
+    from `settings.reference`, else `default_reference`."""
+
+    def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
+        score = check_score(settings.score, "logit")
+        attr, delta = integrated_gradients(
+            run.model, inputs, targets, settings.reference or default_reference, run.pre, settings.steps,
+            progress=settings.progress, blur_sigma=settings.blur_sigma, score=score, seed=settings.seed,
+        )  # fmt: skip
+        maps = I.attribution_map(attr.cpu().contiguous(), "positive")
+        return from_maps(name, maps, masks, score, delta=delta.cpu())
+
+    return attribute
+
+
+def expected_gradients(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
+    """Expected gradients (captum's GradientShap): IG averaged over baselines drawn from the data rather than one
+    fixed image; the baselines are up to 16 of the given faces (seeded), `settings.steps` samples per face.
+
+    Written around the library only to batch it and to freeze the model, as integrated_gradients does.
+    """
     score = check_score(settings.score, "logit")
-    attr, delta = integrated_gradients(
-        run.model, inputs, targets, settings.reference or "black", run.pre, settings.steps,
-        progress=settings.progress, blur_sigma=settings.blur_sigma, score=score, seed=settings.seed,
-    )  # fmt: skip
-    maps = I.attribution_map(attr.cpu().contiguous(), "positive")
-    return from_maps("ig", maps, masks, score, delta=delta.cpu())
+    forward = Probabilities(run.model) if score == "probability" else run.model
+    g = torch.Generator().manual_seed(settings.seed)
+    pool = inputs[torch.randperm(len(inputs), generator=g)[:16].to(inputs.device)].detach()  # (M, C, H, W)
+    attr = torch.empty_like(inputs, dtype=torch.float32)
+    numpy_state = np.random.get_state()  # captum draws baselines and path points from numpy's and torch's global
+    np.random.seed(settings.seed)  # generators: seed both for the call, and leave the caller's as they were
+    try:
+        with torch.random.fork_rng(devices=[]), frozen(run.model), torch.enable_grad(), _no_autocast_cache():
+            torch.manual_seed(settings.seed)
+            shap = GradientShap(forward)
+            for s in batches(len(inputs), 2, settings.progress, "expected gradients"):
+                attr[s] = shap.attribute(inputs[s], baselines=pool, target=targets[s].to(inputs.device),
+                                         n_samples=settings.steps, stdevs=0.0).detach()  # fmt: skip
+    finally:
+        np.random.set_state(numpy_state)
+    return from_maps("expected_gradients", I.attribution_map(attr.cpu(), "positive"), masks, score)

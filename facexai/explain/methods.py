@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from facexai.errors import ConfigError
-from facexai.explain import gradcam, integrated, occlusion
+from facexai.explain import gradcam, integrated, nulls, occlusion
 from facexai.explain.base import Attribution, Settings
 
 
@@ -21,6 +21,7 @@ class Method:
     name: str
     label: str  # how reports name it
     kind: str  # "map": per-pixel maps, scored by region relevance | "perturbation": region scores directly
+    # | "null": knows nothing about the model (nulls.py), the chance level beside every method
     attribute: Callable[..., Attribution]
 
 
@@ -35,8 +36,16 @@ def register(method: Method) -> Method:
 register(Method("gradcam", "Grad-CAM", "map", gradcam.attribute_cam("gradcam")))
 register(Method("gradcampp", "Grad-CAM++", "map", gradcam.attribute_cam("gradcampp")))
 register(Method("hirescam", "HiResCAM", "map", gradcam.attribute_cam("hirescam")))
-register(Method("ig", "integrated gradients", "map", integrated.attribute))
+register(Method("layercam", "LayerCAM", "map", gradcam.attribute_cam("layercam")))
+register(Method("gradcam_fine", "Grad-CAM (fine layer)", "map", gradcam.attribute_cam("gradcam", True, "gradcam_fine")))
+register(Method("ig", "integrated gradients", "map", integrated.attribute_ig("ig", "black")))
+register(Method("ig_blur", "integrated gradients (blur baseline)", "map", integrated.attribute_ig("ig_blur", "blur")))
+register(Method("expected_gradients", "expected gradients", "map", integrated.expected_gradients))
 register(Method("occlusion", "occlusion", "perturbation", occlusion.attribute))
+register(Method("occlusion_area", "occlusion per unit area", "perturbation", occlusion.attribute_per_area))
+register(Method("uniform", "uniform map (null)", "null", nulls.uniform))
+register(Method("centre", "centre-prior Gaussian (null)", "null", nulls.centre))
+register(Method("random", "random map (null)", "null", nulls.random))
 
 
 def get_method(name: str) -> Method:

@@ -178,8 +178,9 @@ def occlude_reference(
 
 
 def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
-    """The registry entry: the drop in the target's score when each region is replaced by the reference
-    (blur by default), NaN where the region is missing from the face; the occlusion's own tensors as extras."""
+    """The registry entry "occlusion": the drop in the target's score when each region is replaced by the
+    reference (blur by default), NaN where the region is missing from the face; the occlusion's own tensors
+    as extras."""
     score = check_score(settings.score, "probability")
     index = masks_to_index(masks)  # (N, H, W)
     res = occlude(
@@ -190,3 +191,14 @@ def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Ten
     drop = torch.where(res["present"], res["drop"].double(), torch.nan)  # a missing region: no information
     measure = "probability_drop" if score == "probability" else "logit_drop"
     return Attribution("occlusion", drop, measure, score, None, res)
+
+
+def attribute_per_area(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
+    """The registry entry "occlusion_area": occlusion's drop per unit of face area (the drop divided by the
+    region's share of the face), so that a large region (the cheeks: about 7x the eyes) is not favoured for
+    its size alone."""
+    att = attribute(run, inputs, targets, masks, settings)
+    area = masks.flatten(2).sum(-1).double().cpu()  # (N, R)
+    share = area / area.sum(1, keepdim=True).clamp(min=1)
+    per_area = att.regions / torch.where(share > 0, share, torch.nan)
+    return Attribution("occlusion_area", per_area, f"{att.measure}_per_area", att.score, None, att.extras)

@@ -242,3 +242,31 @@ def occlusion_bars(
         ax.axis("off")
     fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def lift_chart(rows: Sequence[dict], path: Path, label=str, title: str = "") -> Path:
+    """Per method (rows of kind "method", group "all"), its lift over the best blind null with the paired 95%
+    interval, one panel per (part, metric); zero is the null."""
+    picked = [r for r in rows if r["kind"] == "method" and r["group"] == "all"]
+    panels = list(dict.fromkeys((r["part"], r["metric"]) for r in picked if r["metric"] != "spearman"))
+    methods = list(dict.fromkeys(r["method"] for r in picked))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 2.5, 0.32 * len(methods) + 1.6),
+                             sharey=True, squeeze=False, layout="constrained")  # fmt: skip
+    y = np.arange(len(methods))
+    for ax, (part, metric) in zip(axes[0], panels, strict=True):
+        cell = {r["method"]: r for r in picked if (r["part"], r["metric"]) == (part, metric)}
+        est = np.array([_value(cell[m]["blind_lift"]) if m in cell else np.nan for m in methods])
+        low = np.array([_value(cell[m]["blind_lift_low"]) if m in cell else np.nan for m in methods])
+        high = np.array([_value(cell[m]["blind_lift_high"]) if m in cell else np.nan for m in methods])
+        ok = np.isfinite(est)
+        colours = np.where(low > 0, "C2", "C3")
+        ax.errorbar(est[ok], y[ok], xerr=np.nan_to_num(np.stack([est - low, high - est]))[:, ok], fmt="none",
+                    ecolor="grey", lw=1)  # fmt: skip
+        ax.scatter(est[ok], y[ok], c=colours[ok], zorder=3, s=18)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"{part}: {metric.replace('_', ' ')}", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, [label(m) for m in methods], fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)

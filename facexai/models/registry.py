@@ -21,6 +21,7 @@ class ModelSpec:
     in_channels: int  # default input channels
     cam_layer: str  # dotted path of the module whose activations Grad-CAM uses
     description: str
+    fine_cam_layer: str | None = None  # an earlier layer with a finer map, for CAMs at higher resolution
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -31,7 +32,10 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-register(ModelSpec("seed_vgg", SeedVGG, 100, 3, "features.2.8", "seed B's 670k-parameter VGG-style GAP network"))
+register(
+    ModelSpec("seed_vgg", SeedVGG, 100, 3, "features.2.8", "seed B's 670k-parameter VGG-style GAP network",
+              "features.1.8")
+)  # fmt: skip
 register(
     ModelSpec(
         "seed_vgg_gap",
@@ -40,10 +44,17 @@ register(
         3,
         "features.2.8",
         "seed_vgg whose global average reads the whole last block (no last 3x3/3 pooling)",
+        "features.1.8",
     )
 )
-register(ModelSpec("small_cnn", SmallCNN, 48, 1, "features.2.2", "24k-parameter 3-block CNN: quick looks, tests"))
-register(ModelSpec("resnet18", small_resnet18, 100, 3, "layer4", "torchvision ResNet-18 (untrained), small-input stem"))
+register(
+    ModelSpec("small_cnn", SmallCNN, 48, 1, "features.2.2", "24k-parameter 3-block CNN: quick looks, tests",
+              "features.1.2")
+)  # fmt: skip
+register(
+    ModelSpec("resnet18", small_resnet18, 100, 3, "layer4", "torchvision ResNet-18 (untrained), small-input stem",
+              "layer3")
+)  # fmt: skip
 
 
 def list_models() -> list[ModelSpec]:
