@@ -244,8 +244,10 @@ def data_standin(
 
 @app.command("list")
 def list_things() -> None:
-    """Registered models and data sets."""
+    """Registered models, data sets, attribution methods and references."""
     from facexai.data import list_datasets
+    from facexai.explain.methods import METHODS
+    from facexai.explain.references import REFERENCES
     from facexai.models import list_models
 
     t = Table(title="models")
@@ -255,6 +257,13 @@ def list_things() -> None:
         t.add_row(s.name, f"{s.in_channels}x{s.input_size}x{s.input_size}", s.cam_layer, s.description)
     out.print(t)
     out.print("data sets: " + ", ".join(list_datasets()))
+    m = Table(title="attribution methods (facexai.attribute / scorecard --methods)")
+    for col in ("name", "kind", "what"):
+        m.add_column(col)
+    for method in METHODS.values():
+        m.add_row(method.name, method.kind, method.label)
+    out.print(m)
+    out.print("references (occlusion fills, IG baselines): " + ", ".join(REFERENCES))
 
 
 RunOpt = Annotated[Path | None, typer.Option("--run", help="A finished run folder (default: the newest under runs/).")]

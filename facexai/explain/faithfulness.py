@@ -19,6 +19,8 @@ Per-face tensors (N,) float64 (NaN = not scored).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from pytorch_grad_cam.metrics.road import ROADCombined
@@ -95,7 +97,9 @@ def road(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, ma
     m = (m - m.flatten(1).min(1).values.view(-1, 1, 1)) / (
         m.flatten(1).max(1).values - m.flatten(1).min(1).values
     ).clamp(min=1e-12).view(-1, 1, 1)  # the library thresholds maps in [0, 1]
-    with frozen(model):
+    with frozen(model), warnings.catch_warnings():
+        # the library's np.percentile on a torch tensor: NumPy 2 deprecates how torch wraps the result
+        warnings.filterwarnings("ignore", message="__array_wrap__", category=DeprecationWarning)
         for s in batches(len(inputs), batch_size):
             t = [ClassifierOutputSoftmaxTarget(int(c)) for c in targets[s]]
             out[s] = torch.from_numpy(np.asarray(metric(inputs[s], m[s].numpy(), t, model), dtype=np.float64))
