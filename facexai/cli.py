@@ -568,7 +568,8 @@ def demo(
     progress: ProgressOpt = True,
 ) -> None:
     """The built-in main job: train the seed network on synthetic FACS faces, evaluate it, then explain it
-    (saliency, occlusion, report) and check the findings against the evidence the faces were drawn with."""
+    (saliency, occlusion, report), check the findings against the evidence the faces were drawn with, and
+    score the methods against the truth by intervention (scorecard)."""
     from facexai.config import override, recipe
     from facexai.report.demo import analyse
     from facexai.training import fit
@@ -578,11 +579,13 @@ def demo(
     out.print(f"run: {run.path}")
     if limit <= 0:
         return
-    err.print(f"explaining the first {limit} test faces: saliency, sanity check, occlusion")
-    report, sanity = analyse(run.path, limit, progress)
+    err.print(f"explaining the first {limit} test faces: saliency, sanity check, occlusion, scorecard")
+    report, sanity, card = analyse(run.path, limit, progress)
     _warn_flagged(sanity)
     out.print(f"report: {report}")
     _print_recovery(report.parent)
+    _print_verdicts(card.parent / "scorecard.csv")
+    out.print(f"scorecard: {card}")
 
 
 def main() -> None:

@@ -97,6 +97,13 @@ class Subject:
     config: SubjectConfig = SubjectConfig()
     landmarks: dict[str, Any] = field(default_factory=dict)  # provider and counts
 
+    def select(self, index: torch.Tensor) -> Subject:
+        """The same subject on the faces picked by an index tensor (or a boolean mask), in that order."""
+        index = index.nonzero().flatten() if index.dtype == torch.bool else index
+        inputs = self.inputs[index.to(self.inputs.device)]
+        return dataclasses.replace(self, data=self.data.select(index), inputs=inputs, labels=self.labels[index],
+                                   preds=self.preds[index], index=self.index[index])  # fmt: skip
+
     def targets(self, cfg: ExplainConfig) -> torch.Tensor:
         """(N,) the class each attribution explains."""
         return Target(cfg.target).classes(self.preds, self.labels)

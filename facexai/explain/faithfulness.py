@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+from torch import nn
 
 from facexai.emotions import Emotion
 from facexai.explain.base import Attribution, batches, frozen
@@ -90,8 +91,11 @@ def painted(att: Attribution, masks: torch.Tensor) -> torch.Tensor:
 
 def road(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor,
          percentiles=(20, 40, 60, 80), batch_size: int = 16) -> torch.Tensor:  # fmt: skip
-    """(N,) pytorch-grad-cam's ROADCombined score of the maps (N, H, W) for the targets' probabilities."""
+    """(N,) pytorch-grad-cam's ROADCombined score of the maps (N, H, W) for the targets' probabilities.
+
+    The model's scores are handed to the library in fp32 (it converts them to numpy, which has no bf16)."""
     metric = ROADCombined(percentiles=list(percentiles))
+    fp32 = nn.Sequential(model, _Float())
     out = torch.empty(len(inputs), dtype=torch.float64)
     m = maps.detach().cpu().float()
     m = (m - m.flatten(1).min(1).values.view(-1, 1, 1)) / (
@@ -102,8 +106,13 @@ def road(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, ma
         warnings.filterwarnings("ignore", message="__array_wrap__", category=DeprecationWarning)
         for s in batches(len(inputs), batch_size):
             t = [ClassifierOutputSoftmaxTarget(int(c)) for c in targets[s]]
-            out[s] = torch.from_numpy(np.asarray(metric(inputs[s], m[s].numpy(), t, model), dtype=np.float64))
+            out[s] = torch.from_numpy(np.asarray(metric(inputs[s], m[s].numpy(), t, fp32), dtype=np.float64))
     return out
+
+
+class _Float(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
 
 
 def class_sensitivity(scores_a: torch.Tensor, scores_b: torch.Tensor) -> torch.Tensor:

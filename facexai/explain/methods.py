@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from facexai.errors import ConfigError
-from facexai.explain import gradcam, integrated, nulls, occlusion
+from facexai.explain import gradcam, integrated, nulls, occlusion, shapley
 from facexai.explain.base import Attribution, Settings
 
 
@@ -43,6 +43,7 @@ register(Method("ig_blur", "integrated gradients (blur baseline)", "map", integr
 register(Method("expected_gradients", "expected gradients", "map", integrated.expected_gradients))
 register(Method("occlusion", "occlusion", "perturbation", occlusion.attribute))
 register(Method("occlusion_area", "occlusion per unit area", "perturbation", occlusion.attribute_per_area))
+register(Method("shapley", "region Shapley values", "perturbation", shapley.attribute))
 register(Method("uniform", "uniform map (null)", "null", nulls.uniform))
 register(Method("centre", "centre-prior Gaussian (null)", "null", nulls.centre))
 register(Method("random", "random map (null)", "null", nulls.random))

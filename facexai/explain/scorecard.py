@@ -205,10 +205,15 @@ def rows(per: dict[str, dict], subject: Subject, cfg: ScorecardConfig, part: str
 
 
 def scorecard(subject: Subject, cfg: ScorecardConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Tidy rows of both parts (truth only where the faces can be re-rendered) and the per-face tensors."""
+    """Tidy rows of both parts (truth only where the faces can be re-rendered) and the per-face tensors.
+
+    Without truth, only the faithfulness sample is explained (stratified by predicted emotion); with it, every
+    face of the subject is, for the truth part."""
+    if "params.aus" not in subject.data.extras:
+        subject = subject.select(stratified(subject.preds, cfg.faithfulness_n, cfg.seed))
     atts = attributions(subject, cfg)
     out = rows(faithfulness_part(subject, cfg, atts), subject, cfg, "faithfulness")
-    tensors: dict[str, Any] = {"attributions": atts}
+    tensors: dict[str, Any] = {"attributions": atts, "subject": subject}
     if "params.aus" in subject.data.extras:
         per = truth_part(subject, cfg, atts)
         tensors["truth"] = per["_truth"]

@@ -189,6 +189,7 @@ def write_scorecard(out: Path, subject: Subject, cfg: ScorecardConfig, started: 
     """Compute the scorecard of a subject and write scorecard.csv, intervention_truth.csv (synthetic faces),
     scorecard.md, scorecard.png and provenance.json into `out`, whole or not at all."""
     rows, tensors = scorecard(subject, cfg)
+    subject = tensors["subject"]  # the faces scored (a stratified sample where there is no truth)
     intro = {"run": subject.run.name, "data": subject.data.name, "split": subject.config.split,
              "n": len(subject.data), "margin": cfg.margin, "reference": cfg.reference,
              "faithfulness_n": min(cfg.faithfulness_n, len(subject.data)), "road_n": min(cfg.road_n, len(subject.data)),
