@@ -88,3 +88,18 @@ def test_too_many_regions_are_refused():
     with pytest.raises(ValueError, match="at most 12"):
         masks = torch.zeros(1, 13, S, S, dtype=torch.bool)
         coalition_values(smooth_net(), torch.randn(1, 1, S, S), torch.tensor([0]), masks)
+
+
+def test_the_inpainting_reference_fills_each_removal_from_its_surroundings():
+    from facexai.explain.references import MASKED, check_reference
+
+    x = torch.linspace(0, 1, S).view(1, 1, 1, S).expand(2, 1, S, S).contiguous()  # a smooth ramp
+    removed = torch.zeros(2, 1, S, S, dtype=torch.bool)
+    removed[0, :, 2:5, 2:5] = True
+    filled = MASKED["inpaint"](x, removed)
+    torch.testing.assert_close(filled, x, atol=1e-3, rtol=0)  # a ramp is continued exactly, nothing else moves
+    values = coalition_values(smooth_net(), torch.randn(2, 1, S, S), torch.tensor([0, 1]), quarters(2),
+                              reference="inpaint")  # fmt: skip
+    assert values.shape == (2, 16) and values.isfinite().all()
+    with pytest.raises(Exception, match="unknown reference 'inpaint'"):
+        check_reference("inpaint")  # no removal mask, no inpainting (an IG baseline, say)

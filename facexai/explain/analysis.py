@@ -72,8 +72,9 @@ class ExplainConfig:
         for m in self.methods:
             if get_method(m).kind not in ("map", "null"):
                 raise ConfigError(f"{m} is not a map method; expected some of {', '.join(MAP_METHODS)}")
-        for ref in (*self.fills, self.ig_baseline):
-            check_reference(ref)
+        for ref in self.fills:
+            check_reference(ref, masked=True)
+        check_reference(self.ig_baseline)
         Target(self.target)
         object.__setattr__(self, "regions", tuple(FaceRegion(r) for r in self.regions))
         if not self.regions:

@@ -29,6 +29,7 @@ from torch import nn
 
 from facexai.emotions import Emotion
 from facexai.explain.base import Attribution, batches, frozen
+from facexai.explain.references import fill_rows
 from facexai.explain.references import reference as make_reference
 from facexai.explain.scores import _ordered, spearman
 from facexai.facs import FaceRegion, evidence
@@ -68,7 +69,7 @@ def deletion_insertion(
                 k = torch.arange(s.start, s.stop, device=inputs.device)
                 i, step = k // (r + 1), k % (r + 1)
                 m = drop[i, step].unsqueeze(1)  # (rows, 1, H, W)
-                p = torch.softmax(model(torch.where(m, fills[i], inputs[i])).float(), 1)
+                p = torch.softmax(model(fill_rows(inputs[i], fills[i], reference, m)).float(), 1)
                 probs[s] = p.gather(1, targets.to(inputs.device)[i, None]).squeeze(1).double().cpu()
             curves[name] = probs.view(n, r + 1)
     for name in ("deletion", "insertion"):

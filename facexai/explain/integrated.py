@@ -28,7 +28,7 @@ from facexai.explain.base import (
     from_maps,
     frozen,
 )
-from facexai.explain.references import reference
+from facexai.explain.references import check_reference, reference
 
 
 @contextmanager
@@ -75,7 +75,8 @@ def integrated_gradients(
     the error of bf16 gradients against the fp32 model. Parameters are frozen for the call, so only
     input gradients are computed.
     """
-    base_all = reference(inputs, baseline, pre, seed, blur_sigma)  # (B, C, H, W); fails early on a bad name
+    check_reference(baseline)  # a path needs a baseline image: no masked reference
+    base_all = reference(inputs, baseline, pre, seed, blur_sigma)  # (B, C, H, W)
     targets = check_targets(targets, len(inputs)).to(inputs.device)
     forward = Probabilities(model) if check_score(score, "logit") == "probability" else model
     attributions = torch.empty_like(inputs, dtype=torch.float32)

@@ -21,7 +21,7 @@ from torch import nn
 from facexai.data.augment import Preprocess
 from facexai.errors import ConfigError
 from facexai.explain.base import Attribution, Settings, batches, check_score, check_targets, frozen
-from facexai.explain.references import reference
+from facexai.explain.references import fill_rows, reference
 from facexai.faces.regions import masks_to_index
 
 
@@ -110,7 +110,7 @@ def occlude(
             k = torch.arange(s.start, s.stop, device=inputs.device)
             i, region = k // r_count, k % r_count + 1  # image and region id of each row
             m = (region_index[i] == region[:, None, None]).unsqueeze(1)  # (rows, 1, H, W)
-            p = scores(torch.where(m, fills[i], inputs[i]))  # (rows, K)
+            p = scores(fill_rows(inputs[i], fills[i], fill, m))  # (rows, K)
             prob[s] = p.gather(1, targets[i, None]).squeeze(1)
             pred[s] = p.argmax(1)
     present = _present(region_index, r_count)

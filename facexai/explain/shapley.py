@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from facexai.explain.base import Attribution, Settings, batches, check_score, check_targets, frozen
+from facexai.explain.references import fill_rows
 from facexai.explain.references import reference as make_reference
 
 
@@ -90,7 +91,7 @@ def coalition_values(
             k = torch.arange(s.start, s.stop, device=inputs.device)
             i, c = k // 2**r, k % 2**r  # face and coalition of each row
             removed = (masks[i] & ~members[c][:, :, None, None]).any(1, keepdim=True)  # (rows, 1, H, W)
-            logits = model(torch.where(removed, fills[i], inputs[i])).float()
+            logits = model(fill_rows(inputs[i], fills[i], reference, removed)).float()
             scores = F.softmax(logits, 1) if probability else logits
             out[s] = scores.gather(1, targets[i, None]).squeeze(1).double().cpu()
     return out.view(n, 2**r)
