@@ -83,7 +83,7 @@ def test_targets_resolve_to_the_class_each_image_explains():
 def test_one_reference_registry_serves_occlusion_and_integrated_gradients():
     x = torch.randn(5, 1, S, S)
     pre = Preprocess(S, 1, (0.5,), (0.25,))
-    assert set(REFERENCES) == {"black", "mean", "blur", "noise"}
+    assert set(REFERENCES) == {"black", "mean", "blur", "blur_narrow", "blur_wide", "noise"}
     assert (reference(x, "black", pre) == -2.0).all() and (reference(x, "mean") == 0).all()
     assert torch.equal(reference(x, "noise", seed=3), reference(x, "noise", seed=3))  # seeded
     assert not torch.equal(reference(x, "noise", seed=3), reference(x, "noise", seed=4))

@@ -155,7 +155,7 @@ def test_batched_occlusion_equals_captum_feature_ablation(fill):
 
 def test_occlusion_rejects_bad_arguments():
     x, t = mouth_inputs(2), torch.zeros(2, dtype=torch.int64)
-    with pytest.raises(ConfigError, match="mean, blur, noise"):
+    with pytest.raises(ConfigError, match="unknown reference .zeros.; expected one of black, mean, blur"):
         occlude(MouthReader(), x, t, face_regions(2), 3, fill="zeros")
     with pytest.raises(ValueError, match="0..2"):
         occlude(MouthReader(), x, t, face_regions(2), 2)
@@ -221,7 +221,7 @@ def test_named_references():
     assert torch.equal(reference(x, mean_image)[1], mean_image)
     with pytest.raises(ConfigError, match="Preprocess"):
         integrated_gradients(smooth_net(), x, torch.zeros(2, dtype=torch.int64), baseline="black")
-    with pytest.raises(ConfigError, match="black, mean, blur, noise"):
+    with pytest.raises(ConfigError, match="black, mean, blur, blur_narrow, blur_wide, noise"):
         integrated_gradients(smooth_net(), x, torch.zeros(2, dtype=torch.int64), baseline="white")
 
 

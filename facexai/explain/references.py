@@ -7,6 +7,8 @@ gradients). One idea, one registry; every entry maps model inputs to a same-shap
 - "mean": the data set's mean image, 0 in standardised model space: the region becomes average.
 - "blur": a strong Gaussian blur of the same image (sigma a tenth of the longer side by default): the
   region keeps its colour and lighting and loses its shape, the least out-of-distribution choice.
+  "blur_narrow" and "blur_wide" use a twentieth and a fifth of the side: how much an answer depends on
+  the blur's width.
 - "noise": seeded standard Gaussian noise in model space: the region's evidence is destroyed. Drawn on
   the CPU for all inputs at once, so it does not depend on the device or on batching.
 
@@ -66,13 +68,24 @@ def _blur(inputs: torch.Tensor, pre: Preprocess | None, seed: int, sigma: float 
     return blur(inputs, sigma)
 
 
+def _blur_narrow(inputs: torch.Tensor, pre: Preprocess | None, seed: int, sigma: float | None) -> torch.Tensor:
+    return blur(inputs, max(inputs.shape[-2:]) / 20)
+
+
+def _blur_wide(inputs: torch.Tensor, pre: Preprocess | None, seed: int, sigma: float | None) -> torch.Tensor:
+    return blur(inputs, max(inputs.shape[-2:]) / 5)
+
+
 def _noise(inputs: torch.Tensor, pre: Preprocess | None, seed: int, sigma: float | None) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(inputs.shape, generator=g, dtype=torch.float32).to(inputs.device, inputs.dtype)
 
 
 Reference = Callable[[torch.Tensor, Preprocess | None, int, float | None], torch.Tensor]
-REFERENCES: dict[str, Reference] = {"black": _black, "mean": _mean, "blur": _blur, "noise": _noise}
+REFERENCES: dict[str, Reference] = {
+    "black": _black, "mean": _mean, "blur": _blur, "blur_narrow": _blur_narrow, "blur_wide": _blur_wide,
+    "noise": _noise,
+}  # fmt: skip
 
 
 def _inpaint(inputs: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
