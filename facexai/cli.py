@@ -472,6 +472,47 @@ def _print_verdicts(table: Path) -> None:
 
 @app.command()
 @domain_errors
+def study(
+    out_dir: OutOpt,
+    run: Annotated[list[Path], typer.Option("--run", help="A finished run folder; repeat once per seed.")],
+    label: Annotated[list[str] | None, typer.Option(help="A name per run, in order (default: s0, s1, ...).")] = None,
+    others: Annotated[
+        str, typer.Option(help="Comma-separated references of the Shapley values on the sample (main: blur).")
+    ] = "blur_narrow,blur_wide,mean,inpaint",
+    per_emotion: Annotated[int, typer.Option(help="Sample faces per emotion (other references, the null).")] = 50,
+    patches: Annotated[int, typer.Option(help="Random patches per face and region (size-matched null).")] = 10,
+    group: Annotated[str, typer.Option(help="true or pred: the emotion a face counts for and is explained.")] = "true",
+    correct_only: Annotated[bool, typer.Option(help="Keep only the faces the model classifies correctly.")] = False,
+    map_method: Annotated[str, typer.Option(help="A map method shown beside ('' for none).")] = "ig_blur",
+    split: Annotated[Split, typer.Option(help="Which split to study.")] = Split.test,
+    data_root: DataRoot = None,
+    limit: LimitOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    bf16: Bf16Opt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Region effects that survive: exact region Shapley values under several references, occlusion and a
+    size-matched null in every run (seed), with FDR control; robust.csv and report.md mark every claim."""
+    from facexai.explain.analysis import SubjectConfig
+    from facexai.explain.claims import StudyConfig
+    from facexai.report.study import write_study
+
+    if label and len(label) != len(run):
+        raise ConfigError(f"--label given {len(label)} times for {len(run)} runs; give one per run or none")
+    if group not in ("true", "pred"):
+        raise ConfigError(f"--group must be true or pred, got {group!r}")
+    cfg = StudyConfig(others=tuple(r.strip() for r in others.split(",") if r.strip()), per_emotion=per_emotion,
+                      patches=patches, group=group, correct_only=correct_only, map_method=map_method or None,
+                      bf16=bf16, progress=progress)  # fmt: skip
+    scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
+    labels = label or [f"s{i}" for i in range(len(run))]
+    path = write_study(out_dir, run, labels, cfg, scfg, str(data_root) if data_root else None)
+    out.print(str(path))
+
+
+@app.command()
+@domain_errors
 def report(
     folder: Annotated[Path, typer.Argument(help="A folder written by `facexai saliency` and/or `facexai occlude`.")],
     fill: Annotated[str | None, typer.Option(help="Occlusion fill for the headlines (default: blur).")] = None,

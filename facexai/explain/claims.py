@@ -26,7 +26,8 @@ import torch
 
 from facexai.explain import statistics as st
 from facexai.explain.analysis import Subject
-from facexai.explain.base import Target, batches
+from facexai.explain.base import Settings, Target, batches
+from facexai.explain.methods import attribute
 from facexai.explain.occlusion import occlude
 from facexai.explain.references import reference as make_reference
 from facexai.explain.scorecard import stratified
@@ -44,6 +45,7 @@ class StudyConfig:
     group: str = "true"  # true | pred: which emotion a face counts for
     target: str | None = None  # the class explained: None = the grouping's (true class or predicted class)
     correct_only: bool = False  # keep only the faces the model classifies correctly
+    map_method: str | None = "ig_blur"  # a map method shown beside (relevance - 1: 0 = no preference)
     n_boot: int = 2000
     n_perm: int = 10_000
     fdr: float = 0.05
@@ -130,6 +132,10 @@ def effects(subject: Subject, cfg: StudyConfig) -> dict[str, Any]:
         occ = occlude(subject.run.model, subject.inputs, targets.to(device), masks_to_index(masks).to(device),
                       len(FaceRegion), "blur", cfg.batch_size, cfg.progress, cfg.seed, pre=subject.run.pre)  # fmt: skip
     out["occlusion/blur"] = torch.where(occ["present"].cpu(), occ["drop"].double().cpu(), torch.nan)
+    if cfg.map_method:
+        att = attribute(cfg.map_method, subject.run, subject.inputs, targets.to(device), masks.to(device),
+                        Settings(batch_size=16, bf16=cfg.bf16, progress=cfg.progress, seed=cfg.seed))  # fmt: skip
+        out[f"map/{cfg.map_method}"] = att.regions - 1
     patches = _patch_null(small, targets[sample], cfg)  # (n, R, K)
     pairs = {}
     for k in groups.unique().tolist():
@@ -161,6 +167,12 @@ def claims(result: dict[str, Any], cfg: StudyConfig) -> tuple[list[dict[str, Any
         for row_k, k in enumerate(sorted(p_all)):
             v = values[groups == k]
             first = st.rank_first_probability(v, cfg.n_boot, cfg.seed + k)
+            null95 = sample_mean = None
+            if measure == "occlusion/blur":  # the size-matched null of every region, on the sample
+                in_k = groups == k
+                draws = result["patches"][in_k[result["sample"]]].nanmean(0)  # (R, K): each patch draw's mean
+                null95 = torch.nanquantile(draws, 0.95, dim=1) if draws.numel() else None
+                sample_mean = values[result["sample"] & in_k].nanmean(0)
             order = torch.nan_to_num(est_all[k], nan=-torch.inf).argsort(descending=True)
             rank = torch.empty_like(order)
             rank[order] = torch.arange(1, len(regions) + 1)
@@ -172,6 +184,8 @@ def claims(result: dict[str, Any], cfg: StudyConfig) -> tuple[list[dict[str, Any
                     "estimate": float(est_all[k][r]), "ci_low": ci["low"], "ci_high": ci["high"], "n": ci["n"],
                     "p": float(p_all[k][r]), "q": float(q_family[row_k, r]), "significant": bool(reject[row_k, r]),
                     "rank": int(rank[r]), "p_first": float(first[r]),
+                    "size_null_p95": float(null95[r]) if null95 is not None else float("nan"),
+                    "on_sample": float(sample_mean[r]) if sample_mean is not None else float("nan"),
                 })  # fmt: skip
             top, second = order[0].item(), order[1].item()
             diff = st.paired_difference(v[:, top], v[:, second], cfg.n_boot, seed=cfg.seed + k)
@@ -179,12 +193,6 @@ def claims(result: dict[str, Any], cfg: StudyConfig) -> tuple[list[dict[str, Any
                     "runner_up": regions[second].value, "difference": diff["estimate"], "diff_low": diff["low"],
                     "diff_high": diff["high"], "n": diff["n"], "top_significant": bool(reject[row_k, top]),
                     "p_first": float(first[top])}  # fmt: skip
-            if measure == "occlusion/blur":
-                sample = result["sample"] & (groups == k)
-                faces_patches = result["patches"][(groups == k)[result["sample"]]]  # (n_k, R, K)
-                null = faces_patches[:, top].nanmean(0)  # (K,) mean over faces of each patch draw
-                head["size_null_p95"] = float(torch.nanquantile(null, 0.95)) if null.isfinite().any() else float("nan")
-                head["top_on_sample"] = float(values[sample][:, top].nanmean())
             if measure.startswith("shapley/") and k in result["interactions"]:
                 i, j, inter = result["interactions"][k]
                 head["pair"] = f"{regions[i].value}+{regions[j].value}"
