@@ -48,6 +48,41 @@ class Split(str, Enum):
     test = "test"
 
 
+FolderOpt = Annotated[
+    Path | None,
+    typer.Option("--folder", help="A labelled image folder (a subfolder per emotion) instead of the run's data."),
+]
+ClassMapOpt = Annotated[
+    Path | None, typer.Option("--class-map", help='With --folder: a TOML [classes] table, folder = "emotion".')
+]
+StrictOpt = Annotated[
+    bool, typer.Option(help="With --folder: refuse images of classes the model lacks, instead of leaving them out.")
+]
+
+
+def _folder_data(folder: Path | None, class_map: Path | None, run: Path | None, strict: bool):
+    """A labelled image folder relabelled to the run's classes, with what was left out or is absent said."""
+    if folder is None:
+        if class_map is not None:
+            raise ConfigError("--class-map reads an image folder's class names; give --folder too")
+        return None
+    from facexai.config import DataConfig
+    from facexai.data import load_dataset
+    from facexai.emotions import Emotion
+    from facexai.runs import adapt_classes, load_checkpoint
+
+    data = load_dataset(DataConfig(dataset="imagefolder", root=str(folder), class_map=class_map and str(class_map)))
+    if run is not None:
+        classes = tuple(Emotion(c) for c in load_checkpoint(run)[1]["classes"])
+        data = adapt_classes(data, classes, strict)
+        excluded = ", ".join(f"{n} {c}" for c, n in data.meta["excluded"].items())
+        if excluded:
+            err.print(f"left out: {excluded} image(s) of classes the model does not predict")
+        if data.meta["absent"]:
+            err.print(f"no images of: {', '.join(data.meta['absent'])} (metrics are over the classes present)")
+    return data
+
+
 def domain_errors(fn):
     """A FacexaiError becomes one line on stderr and exit status 2, never a traceback."""
 
@@ -180,13 +215,22 @@ def evaluate(
         LabelMode | None,
         typer.Option(help="Read the votes this way instead of the run's (FER+; Barsoum et al. test on majority)."),
     ] = None,
+    folder: FolderOpt = None,
+    class_map: ClassMapOpt = None,
+    strict_classes: StrictOpt = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="With --folder: the folder that receives metrics.json.")
+    ] = None,
 ) -> None:
-    """Score a trained run on a split of its data set; writes metrics-<split>[-<label mode>].json into the run."""
+    """Score a trained run on a split of its data set, or on a labelled image folder (--folder); writes
+    metrics-<split>[-<label mode>].json into the run (with --folder: metrics.json into --out)."""
     from facexai.runs import write_evaluation
 
     mode = label_mode.value if label_mode else None
-    m, _ = write_evaluation(run, split.value, str(data_root) if data_root else None, device, mode)
-    out.print(_metrics_table(m, f"{run} on {split.value}: accuracy {m['accuracy']:.4f}"))
+    data = _folder_data(folder, class_map, run, strict_classes)
+    m, path = write_evaluation(run, split.value, str(data_root) if data_root else None, device, mode, data, out_dir)
+    out.print(_metrics_table(m, f"{run} on {folder or split.value}: accuracy {m['accuracy']:.4f}"))
+    out.print(str(path))
 
 
 @data_app.command("check")
@@ -286,7 +330,8 @@ Bf16Opt = Annotated[
 ]
 
 
-def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg, bf16: bool):
+def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg, bf16: bool, folder=None,
+             class_map=None, strict=False):  # fmt: skip
     from facexai.explain.analysis import load_subject
     from facexai.runs import bf16_supported, newest_run
 
@@ -294,8 +339,9 @@ def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg,
         run = newest_run("runs", dataset)
         if run is None:
             raise RunNotFoundError(f"no finished run under runs/{' for ' + dataset if dataset else ''}; pass --run")
-    err.print(f"analysing {run}")
-    subject = load_subject(run, cfg, data_root=str(data_root) if data_root else None)
+    err.print(f"analysing {run}" + (f" on {folder}" if folder else ""))
+    data = _folder_data(folder, class_map, run, strict)
+    subject = load_subject(run, cfg, data=data, data_root=str(data_root) if data_root else None)
     if bf16 and not bf16_supported(subject.run.engine.device):
         err.print(f"[yellow]warning:[/yellow] {subject.run.engine.device} has no hardware bf16: --bf16 will be slow")
     return subject
@@ -316,6 +362,9 @@ def saliency(
     sanity_n: Annotated[int, typer.Option(help="Images for the model-randomisation sanity check (0 = skip).")] = 16,
     dataset: DatasetOpt = None,
     data_root: DataRoot = None,
+    folder: FolderOpt = None,
+    class_map: ClassMapOpt = None,
+    strict_classes: StrictOpt = False,
     limit: LimitOpt = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -333,7 +382,7 @@ def saliency(
         methods=tuple(m.strip() for m in methods.split(",")), target=target, ig_steps=ig_steps,
         ig_baseline=ig_baseline, sanity_n=sanity_n, bf16=bf16, progress=progress,
     )  # fmt: skip
-    subject = _subject(run, dataset, data_root, scfg, bf16)
+    subject = _subject(run, dataset, data_root, scfg, bf16, folder, class_map, strict_classes)
     paths, sanity = write_saliency(out_dir, subject, cfg, started, commit)
     _warn_flagged(sanity)
     for path in paths:
@@ -367,6 +416,9 @@ def occlude(
     target: TargetOpt = "pred",
     dataset: DatasetOpt = None,
     data_root: DataRoot = None,
+    folder: FolderOpt = None,
+    class_map: ClassMapOpt = None,
+    strict_classes: StrictOpt = False,
     limit: LimitOpt = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -385,7 +437,7 @@ def occlude(
         progress=progress,
     )  # fmt: skip
     scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
-    subject = _subject(run, dataset, data_root, scfg, bf16)
+    subject = _subject(run, dataset, data_root, scfg, bf16, folder, class_map, strict_classes)
     for path in write_occlusion(out_dir, subject, cfg, started, commit):
         out.print(str(path))
 
@@ -430,6 +482,9 @@ def scorecard(
     split: Annotated[Split, typer.Option(help="Which split to score on.")] = Split.test,
     dataset: DatasetOpt = None,
     data_root: DataRoot = None,
+    folder: FolderOpt = None,
+    class_map: ClassMapOpt = None,
+    strict_classes: StrictOpt = False,
     limit: LimitOpt = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -449,7 +504,7 @@ def scorecard(
         road_n=road_n, ig_steps=ig_steps, bf16=bf16, progress=progress,
     )  # fmt: skip
     scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
-    subject = _subject(run, dataset, data_root, scfg, bf16)
+    subject = _subject(run, dataset, data_root, scfg, bf16, folder, class_map, strict_classes)
     path = write_scorecard(out_dir, subject, cfg, started, commit)
     _print_verdicts(path.parent / "scorecard.csv")
     out.print(str(path))

@@ -18,6 +18,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "fer2013": ("split",),
     "rafdb": ("val_fraction",),
     "synthetic": ("synthetic_n", "synthetic_size", "synthetic_channels", "synthetic_variant", "shortcut_rate"),
+    "imagefolder": ("class_map", "image_size", "carve", "val_fraction"),
 }
 
 
@@ -48,13 +49,16 @@ class DataConfig:
     classes: int = 7  # FER+: 7 (seed B, no contempt) or 8 (Barsoum); others have 7
     label_mode: str = "soft"  # FER+: soft (train on the vote distributions) | majority | plurality (one-hot)
     split: str = "official"  # FER2013: official | seed-a (pooled, re-split 70/20/10)
-    val_fraction: float = 0.1  # RAF-DB: validation share carved out of train (synthetic: fixed 70/15/15)
+    val_fraction: float = 0.1  # RAF-DB, imagefolder: validation share carved out of train (synthetic: 70/15/15)
     split_seed: int = 0  # seed of every re-split
     synthetic_n: int = 8400  # synthetic images in all splits together
     synthetic_size: int = 48  # synthetic image side, pixels (48 grey or 100 RGB)
     synthetic_channels: int = 1  # 1 grey, 3 RGB
     synthetic_variant: str = "facs"  # facs | single-region | shortcut (data/synthetic.py)
     shortcut_rate: float = 0.9  # shortcut variant: P(sadness | chin cue) on the training faces
+    class_map: str | None = None  # imagefolder: TOML [classes] table folder = "emotion" (default: SYNONYMS)
+    image_size: int = 100  # imagefolder: every image centre-cropped and resized to this side, pixels
+    carve: bool = False  # imagefolder without split folders: carve train/val/test (else every image is test)
     cache: bool = True  # decode once, reuse the tensor file while the source is unchanged
 
 
@@ -181,6 +185,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     "rafdb": {"lr": 0.001, "data": {"dataset": "rafdb"}},  # seed B, RAF-DB
     "fer2013": _SEED_A,  # seed A baseline
     "synthetic": {"epochs": 5, "input_size": 48, "in_channels": 1, "data": {"dataset": "synthetic"}},
+    # the user's own labelled folder: the fast FER+ recipe's training (experiments/ferplus_fast.toml; a test
+    # keeps them in step), on splits carved from a flat folder
+    "imagefolder": {
+        "model": "seed_vgg_gap", "input_size": 48, "in_channels": 3, "epochs": 26, "batch_size": 64, "lr": 0.01,
+        "schedule": "onecycle", "warmup": 0.25, "restore_best": False, "ema_decay": 0.999, "tta_flip": True,
+        "data": {"dataset": "imagefolder", "carve": True},
+    },
 }
 
 

@@ -205,11 +205,42 @@ def open_run(run: str | Path, device: str = "auto") -> Run:
     return Run(path, engine.model(model), meta, engine, cfg, metrics, history)
 
 
+def adapt_classes(data: FaceDataset, classes: tuple[Emotion, ...], strict: bool = False) -> FaceDataset:
+    """A labelled folder's images relabelled in a model's class order. Images of classes the model lacks
+    (contempt for a 7-class model) are left out and counted in meta["excluded"], or refused (`strict`);
+    meta["absent"] names the model's classes the data has no image of."""
+    if tuple(data.classes) == tuple(classes):
+        return dataclasses.replace(data, meta={**data.meta, "excluded": {}, "absent": _absent(data, classes)})
+    known = torch.tensor([c in classes for c in data.classes])
+    keep = known[data.labels]
+    excluded = {str(c): int((data.labels == k).sum()) for k, c in enumerate(data.classes) if not known[k]}
+    excluded = {c: n for c, n in excluded.items() if n}
+    if strict and excluded:
+        raise ClassMismatchError(
+            f"{data.meta.get('source', data.name)}: {', '.join(f'{n} {c}' for c, n in excluded.items())} image(s) "
+            f"of classes the model does not predict ({', '.join(map(str, classes))})"
+        )
+    part = data.select(keep)
+    lut = torch.tensor([classes.index(c) if c in classes else -1 for c in data.classes])
+    out = dataclasses.replace(part, classes=tuple(classes), labels=lut[part.labels], votes=None)
+    return dataclasses.replace(out, meta={**data.meta, "excluded": excluded, "absent": _absent(out, classes)})
+
+
+def _absent(data: FaceDataset, classes: tuple[Emotion, ...]) -> list[str]:
+    present = set(data.labels.unique().tolist())
+    return [str(c) for k, c in enumerate(classes) if k not in present]
+
+
 def run_data(
-    run: Run, data: FaceDataset | None = None, data_root: str | None = None, label_mode: str | None = None
+    run: Run,
+    data: FaceDataset | None = None,
+    data_root: str | None = None,
+    label_mode: str | None = None,
+    strict_classes: bool = False,
 ) -> FaceDataset:
     """The data set a run was trained on (`data` if given, checked against the model's classes); with
-    `label_mode`, its votes read that way instead (FER+)."""
+    `label_mode`, its votes read that way instead (FER+). A labelled image folder given as `data` is
+    relabelled to the model's classes (`adapt_classes`)."""
     if label_mode is not None:
         if run.config is None:
             raise ConfigError(f"{run.name}: label_mode re-reads the run's data set; a model in memory has none")
@@ -221,6 +252,8 @@ def run_data(
             raise ConfigError(f"{run.name}: a model in memory has no data set of its own; pass data")
         changes = {k: v for k, v in (("root", data_root), ("label_mode", label_mode)) if v is not None}
         data = load_dataset(dataclasses.replace(run.config.data, **changes))
+    if data.name == "imagefolder":
+        data = adapt_classes(data, run.classes, strict_classes)
     if [str(c) for c in data.classes] != run.meta["classes"]:
         raise ClassMismatchError(
             f"{run.name}: model predicts {run.meta['classes']}, data has {[str(c) for c in data.classes]}"
@@ -243,6 +276,8 @@ def evaluate(
     """
     run = run if isinstance(run, Run) else open_run(run, device)
     data = run_data(run, data, data_root, label_mode)
+    if data.name == "imagefolder":
+        data = adapt_classes(data, run.classes)
     part = data.subset(split)
     logits = run.predict(part.images)
     loss = float(M.soft_cross_entropy(logits, part.targets()))
@@ -253,15 +288,22 @@ def evaluate(
 
 def write_evaluation(
     run: str | Path, split: str = "test", data_root: str | None = None, device: str = "auto",
-    label_mode: str | None = None,
+    label_mode: str | None = None, data: FaceDataset | None = None, out: str | Path | None = None,
 ) -> tuple[dict[str, Any], Path]:  # fmt: skip
-    """`evaluate` written into the run folder as metrics-<split>[-<label mode>].json with its own provenance
-    (the run's provenance.json stays its training's). Returns the metrics and the file."""
+    """`evaluate` written with its own provenance as metrics-<split>[-<label mode>].json into the run folder
+    (the run's provenance.json stays its training's), or as metrics.json into `out` (data from elsewhere,
+    e.g. a labelled image folder, goes there: `out` is required with `data`). Returns the metrics and the file."""
+    if data is not None and out is None:
+        raise ConfigError("evaluating a run on other data writes into --out; give a folder")
     started, commit = now(), git_commit()
-    m = evaluate(run, split, data_root, device, label_mode=label_mode)
+    m = evaluate(run, split, data_root, device, data=data, label_mode=label_mode)
     settings = {"run": str(run), "split": split, "label_mode": label_mode, "data_root": data_root}
+    if data is not None:
+        settings["data"] = {"name": data.name, "source": data.meta.get("source"), "n": m["n"]}
+        m |= {"excluded": data.meta.get("excluded", {}), "absent": data.meta.get("absent", [])}
     m["provenance"] = provenance(settings, resolve_device(device), started, commit)
-    path = write_json(Path(run) / f"metrics-{split}{f'-{label_mode}' if label_mode else ''}.json", m)
+    name = f"metrics-{split}{f'-{label_mode}' if label_mode else ''}.json"
+    path = write_json(Path(out) / "metrics.json" if out is not None else Path(run) / name, m)
     return m, path
 
 

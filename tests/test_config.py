@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,9 @@ def test_a_data_setting_is_refused_where_the_data_set_does_not_read_it():
     with pytest.raises(ConfigError, match="unknown data set 'affectnet'"):
         check_reads("affectnet")
     assert set(DATASETS) == set(RECIPES)  # every data set has its reference recipe
+
+
+def test_the_image_folder_recipe_is_the_fast_fer_plus_recipe_on_carved_splits():
+    folder, fast = recipe("imagefolder"), load_config(EXPERIMENTS / "ferplus_fast.toml")
+    assert dataclasses.replace(folder, data=fast.data) == fast
+    assert folder.data.dataset == "imagefolder" and folder.data.carve

@@ -22,13 +22,33 @@ def decode_one(path: Path, channels: int, size: tuple[int, int] | None = None) -
         if not Path(path).exists():
             raise DataNotFoundError(f"image not found: {path}") from None
         raise MalformedDataError(f"{path}: cannot read image ({e})") from None
+    webp = bytes(data[:4].tolist()) == b"RIFF" and bytes(data[8:12].tolist()) == b"WEBP"
     try:
-        img = decode_image(data, mode=_MODES[channels])
+        # torchvision decodes WebP in colour only: decode RGB, then to grey by the same luma weights as PIL's "L"
+        img = decode_image(data, mode=_MODES[3] if webp else _MODES[channels])
+        if webp and channels == 1:
+            luma = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+            img = (img.float() * luma).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
     except RuntimeError as e:
-        raise MalformedDataError(f"{path}: not a decodable image ({str(e).splitlines()[0]})") from None
+        img = _pillow(path, channels)  # formats torchvision does not decode (BMP)
+        if img is None:
+            raise MalformedDataError(f"{path}: not a decodable image ({str(e).splitlines()[0]})") from None
     if size is not None and tuple(img.shape[1:]) != tuple(size):
         raise MalformedDataError(f"{path}: image is {img.shape[2]}x{img.shape[1]}, expected {size[1]}x{size[0]}")
     return img
+
+
+def _pillow(path: Path, channels: int) -> torch.Tensor | None:
+    """(C, H, W) uint8 decoded by Pillow, or None if Pillow cannot read it either."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
+    except (UnidentifiedImageError, OSError):
+        return None
+    return torch.from_numpy(arr.reshape(*arr.shape[:2], -1).transpose(2, 0, 1).copy())
 
 
 def decode_many(
