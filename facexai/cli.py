@@ -566,6 +566,42 @@ def study(
     out.print(str(path))
 
 
+@app.command("explain")
+@domain_errors
+def explain_photos(
+    photos: Annotated[list[Path], typer.Argument(help="Photos, or folders of photos (jpg, png, bmp, webp).")],
+    out_dir: OutOpt,
+    run: RunOpt = None,
+    threshold: Annotated[float, typer.Option(help="dlib's face detection score a face must reach.")] = 0.5,
+    detect: Annotated[
+        bool, typer.Option("--detect/--no-detect", help="Find faces (default), or take each photo as one face.")
+    ] = True,
+    method: Annotated[str, typer.Option(help="Region effects: occlusion or shapley.")] = "occlusion",
+    map_method: Annotated[str, typer.Option(help="The map drawn over each face.")] = "gradcam",
+    dataset: DatasetOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Find, align, classify and explain every face in your photos: faces.csv and a PNG per face."""
+    import torch
+
+    from facexai.provenance import git_commit, now
+    from facexai.report.photos import explain_photos as explain_them
+    from facexai.runs import newest_run, open_run
+
+    started, commit = now(), git_commit()
+    if threads:
+        torch.set_num_threads(threads)
+    if run is None:
+        run = newest_run("runs", dataset)
+        if run is None:
+            raise RunNotFoundError("no finished run under runs/; pass --run")
+    table, skipped = explain_them(photos, open_run(run, device), out_dir, started, commit, threshold, detect, method,
+                                  map_method, progress, say=lambda m: err.print(m, highlight=False))  # fmt: skip
+    out.print(str(table))
+
+
 @app.command()
 @domain_errors
 def report(

@@ -270,3 +270,42 @@ def lift_chart(rows: Sequence[dict], path: Path, label=str, title: str = "") -> 
     axes[0][0].invert_yaxis()
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def face_panel(photo, face, masks, effects, heat, regions: Sequence[str], path: Path, title: str = "",
+               effect_label: str = "effect", map_label: str = "map") -> Path:  # fmt: skip
+    """Four panels for one face found in a photo ((H, W, 3) uint8): the photo with the face box and its
+    landmarks, the aligned face, its regions coloured by effect (diverging, 0 = none), and the map over the
+    aligned face."""
+    import torch
+    from matplotlib.colors import TwoSlopeNorm
+
+    aligned = face.image.permute(1, 2, 0).numpy()
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), layout="constrained")
+    axes[0].imshow(photo)
+    left, top, right, bottom = face.box
+    axes[0].add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False, color="lime", lw=1.5))
+    axes[0].scatter(face.photo_landmarks[:, 0], face.photo_landmarks[:, 1], s=2, c="red")
+    axes[0].set_title("photo", fontsize=9)
+    axes[1].imshow(aligned)
+    axes[1].scatter(face.landmarks[:, 0], face.landmarks[:, 1], s=3, c="red")
+    axes[1].set_title("aligned face", fontsize=9)
+    e = torch.as_tensor(effects).double()
+    painted = np.full(masks.shape[-2:], np.nan)
+    for k in range(len(regions)):
+        painted[masks[k].numpy()] = float(e[k])
+    half = float(np.nanmax(np.abs(painted))) if np.isfinite(painted).any() else 1.0
+    axes[2].imshow(aligned.mean(-1), cmap="gray")
+    im = axes[2].imshow(np.ma.masked_invalid(painted), cmap="RdBu_r", alpha=0.65,
+                        norm=TwoSlopeNorm(0.0, -half or -1, half or 1))  # fmt: skip
+    fig.colorbar(im, ax=axes[2], shrink=0.8, label=effect_label)
+    first = regions[int(torch.nan_to_num(e, nan=-1e9).argmax())]
+    axes[2].set_title(f"regions (top: {first})", fontsize=9)
+    axes[3].imshow(aligned.mean(-1), cmap="gray")
+    if heat is not None:
+        axes[3].imshow(np.asarray(heat), cmap="inferno", alpha=0.5)
+    axes[3].set_title(map_label, fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
