@@ -602,6 +602,37 @@ def explain_photos(
     out.print(str(table))
 
 
+@app.command("import-model")
+@domain_errors
+def import_model(
+    file: Annotated[Path, typer.Argument(help="A TorchScript .pt or torch.export .pt2 file (dynamic batch).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New run folder for the model.")],
+    input_size: Annotated[int, typer.Option(help="The model's input side, pixels.")],
+    channels: Annotated[int, typer.Option(help="The model's input channels (1 grey, 3 RGB).")],
+    mean: Annotated[str, typer.Option(help="Per-channel mean of [0, 1] pixels, comma-separated.")],
+    std: Annotated[str, typer.Option(help="Per-channel std of [0, 1] pixels, comma-separated.")],
+    classes: Annotated[
+        str, typer.Option(help="The model's output classes in order: emotion names comma-separated, or 7 or 8.")
+    ] = "7",
+) -> None:
+    """Import a model trained elsewhere as a run folder that the gradient and perturbation methods accept."""
+    from facexai.emotions import classes_for, parse_emotion
+    from facexai.runs import import_model as import_it
+
+    def numbers(text: str, flag: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r}: expected comma-separated numbers") from None
+
+    if classes.strip().isdigit():
+        names = classes_for(int(classes))
+    else:
+        names = tuple(parse_emotion(c) for c in classes.split(","))
+    path = import_it(file, out_dir, input_size, channels, numbers(mean, "--mean"), numbers(std, "--std"), names)
+    out.print(str(path))
+
+
 @app.command()
 @domain_errors
 def report(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from facexai.config import TrainConfig, check_reads, from_dict
 from facexai.data import FaceDataset, load_dataset
 from facexai.data.augment import Preprocess, prepare
 from facexai.emotions import Emotion
-from facexai.errors import ClassMismatchError, ConfigError, RunNotFoundError
-from facexai.io.files import read_csv, write_json
+from facexai.errors import ClassMismatchError, ConfigError, DataNotFoundError, MalformedDataError, RunNotFoundError
+from facexai.io.files import atomic_save, read_csv, staged, write_json
 from facexai.models import create_model, get_spec
 from facexai.provenance import git_commit, now, provenance
 
@@ -179,6 +180,90 @@ class Run:
         return predict(self.model, images, self.pre, self.engine, tta_flip=self.meta.get("tta_flip", False))
 
 
+IMPORT_FORMATS = {".pt": "torchscript", ".pth": "torchscript", ".pt2": "export"}
+
+
+class _Exported(nn.Module):
+    """A `torch.export` module: its graph keeps the mode it was exported in and refuses train()/eval(), so
+    switching modes stops here instead of failing."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.inner = module
+
+    def train(self, mode: bool = True) -> _Exported:
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+def _load_imported(file: Path, kind: str) -> nn.Module:
+    """A TorchScript (`torch.jit.load`) or `torch.export` (`torch.export.load(...).module()`) model file."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torch deprecates TorchScript in favour of export; both are read here
+            warnings.simplefilter("ignore")
+            if kind == "torchscript":
+                return torch.jit.load(str(file), map_location="cpu")
+            return _Exported(torch.export.load(str(file)).module())
+    except Exception as e:  # the libraries raise RuntimeError, ValueError, zipfile errors...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MalformedDataError(f"{file}: not a {kind} model file ({first[:120]})") from None
+
+
+def import_model(
+    file: str | Path,
+    out: str | Path,
+    input_size: int,
+    channels: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    classes: tuple[Emotion, ...],
+) -> Path:
+    """A run folder for a model trained elsewhere: a TorchScript (.pt) or torch.export (.pt2) file, its
+    preprocessing (input side, channels, per-channel mean and std of [0, 1] pixels) and classes.
+
+    The model is checked on two batch sizes of (C, S, S) inputs (an export needs a dynamic batch
+    dimension) and must return (N, len(classes)) logits. Gradient and perturbation methods accept it; the
+    CAM methods need an nn.Module whose layers take hooks, which neither format keeps.
+    """
+    file = Path(file)
+    if not file.is_file():
+        raise DataNotFoundError(f"model file not found: {file}")
+    kind = IMPORT_FORMATS.get(file.suffix.lower())
+    if kind is None:
+        raise MalformedDataError(f"{file}: expected a TorchScript .pt or a torch.export .pt2 file")
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(f"--mean and --std need {channels} values (one per channel), got {len(mean)} and {len(std)}")
+    model = _load_imported(file, kind).eval()
+    for n in (2, 3):
+        try:
+            with torch.no_grad():
+                logits = model(torch.zeros(n, channels, input_size, input_size))
+        except Exception as e:
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            shape = f"({n}, {channels}, {input_size}, {input_size})"
+            raise ConfigError(f"{file}: does not run on {shape} inputs (wrong --input-size or --channels, or an "
+                              f"export without a dynamic batch?): {first}") from None  # fmt: skip
+        if tuple(logits.shape) != (n, len(classes)):
+            raise ConfigError(f"{file}: returns {tuple(logits.shape)} for {n} inputs, expected ({n}, {len(classes)}) "
+                              f"logits for the classes {', '.join(map(str, classes))}")  # fmt: skip
+    pre = Preprocess(input_size, channels, tuple(map(float, mean)), tuple(map(float, std)))
+    meta = {"model": "imported", "format": kind, "file": f"model{file.suffix.lower()}",
+            "classes": [str(Emotion(c)) for c in classes], "preprocess": pre.to_dict(), "cam_layer": None,
+            "fine_cam_layer": None, "epoch": None, "imported_from": str(file)}  # fmt: skip
+    out = Path(out)
+    with staged(out) as stage:
+        shutil.copyfile(file, stage / meta["file"])
+        atomic_save({"state_dict": {}, "meta": meta}, stage / "checkpoint.pt")
+        write_json(stage / "config.json", {"imported": meta})
+        write_json(stage / "provenance.json", provenance({"imported": meta}, "cpu", now(), git_commit()))
+    return out
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
     """A trained model (eval mode) and its metadata from a run folder or a checkpoint file."""
     path = Path(path)
@@ -187,6 +272,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
         raise RunNotFoundError(f"no checkpoint at {file} (a finished run folder holds checkpoint.pt)")
     ckpt = torch.load(file, map_location="cpu", weights_only=True)
     meta = ckpt["meta"]
+    if meta["model"] == "imported":
+        return _load_imported(file.parent / meta["file"], meta["format"]).to(device).eval(), meta
     model = create_model(meta["model"], len(meta["classes"]), meta["preprocess"]["channels"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), meta
@@ -197,7 +284,12 @@ def open_run(run: str | Path, device: str = "auto") -> Run:
     path = Path(run)
     if not (path / "config.json").is_file():
         raise RunNotFoundError(f"not a run folder (no config.json): {path}")
-    cfg = from_dict(json.loads((path / "config.json").read_text()))
+    saved = json.loads((path / "config.json").read_text())
+    if "imported" in saved:  # a model trained elsewhere: no recipe, no data set of its own
+        engine = Engine(resolve_device(device), bf16=False, channels_last=False)
+        model, meta = load_checkpoint(path, engine.device)
+        return Run(path, model, meta, engine)
+    cfg = from_dict(saved)
     engine = Engine.from_config(dataclasses.replace(cfg, device=device))
     model, meta = load_checkpoint(path, engine.device)
     metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}

@@ -96,6 +96,12 @@ def attribute_cam(method: str, fine: bool = False, name: str | None = None):
 
     def attribute(run, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, settings: Settings):
         layer_name = settings.layer or (run.fine_cam_layer if fine else run.cam_layer)
+        if layer_name is None and run.meta.get("model") == "imported":
+            raise ConfigError(
+                f"{name} needs a model whose layers take hooks; an imported {run.meta['format']} file keeps none "
+                "(a TorchScript module refuses forward hooks, an export may fold the layer away). Use ig, occlusion "
+                "or shapley, or pass the nn.Module itself from Python (facexai.Run.of)"
+            )
         if layer_name is None:
             raise ConfigError(f"{name} needs a CAM layer: register the model or pass its layer (cam_layer=...)")
         score = check_score(settings.score, "logit")

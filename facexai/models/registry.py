@@ -62,8 +62,15 @@ def list_models() -> list[ModelSpec]:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """A registered model, or "torchvision:NAME" (any of torchvision's convolutional classifiers, untrained)."""
+    if name.startswith(TORCHVISION_PREFIX) and name not in _REGISTRY:
+        arch = name.removeprefix(TORCHVISION_PREFIX)
+        probe = torchvision_model(arch, 7, 3)
+        layer = last_spatial_layer(probe, 3)
+        return register(ModelSpec(name, lambda k, c: torchvision_model(arch, k, c), 100, 3, layer,
+                                  f"torchvision's {arch} (untrained), small-input stem"))  # fmt: skip
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(_REGISTRY)}")
+        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(_REGISTRY)} or torchvision:NAME")
     return _REGISTRY[name]
 
 
@@ -82,3 +89,59 @@ def count_parameters(model: nn.Module) -> int:
     """Weights plus batch-norm running mean and variance (how Keras counted seed B's 670,183)."""
     stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
     return sum(p.numel() for p in model.parameters()) + stats
+
+
+TORCHVISION_PREFIX = "torchvision:"
+FIXED_INPUT = ("vit_", "swin_", "maxvit_")  # transformers built for one input size
+
+
+def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    return next((name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d))
+
+
+def torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    """torchvision's convolutional classifier `name`, untrained (nothing is downloaded), taking `in_channels`;
+    ResNet-style stems (7x7/2 conv and max-pool) become a 3x3/1 conv without pooling for small faces."""
+    import torchvision
+
+    if name.startswith(FIXED_INPUT):
+        raise ConfigError(f"torchvision:{name} is built for one input size (a transformer); facexai needs a "
+                          "convolutional classifier that takes small faces (e.g. torchvision:resnet18)")  # fmt: skip
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ConfigError(f"unknown torchvision classifier {name!r}; see torchvision.models.list_models()")
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    if hasattr(model, "conv1") and hasattr(model, "maxpool"):  # ResNet, ResNeXt, wide ResNet
+        out = model.conv1.out_channels
+        model.conv1 = nn.Conv2d(in_channels, out, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    else:
+        path, conv = _first_conv(model)
+        if conv.in_channels != in_channels:
+            new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                            conv.dilation, conv.groups, conv.bias is not None)  # fmt: skip
+            parent, _, leaf = path.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, leaf, new)
+    return model
+
+
+POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # resize a map to a fixed size: not a layer a CAM reads
+
+
+def last_spatial_layer(model: nn.Module, channels: int, size: int = 64) -> str:
+    """The dotted path of the last module (in execution order, adaptive pooling aside) whose output is a
+    (B, C, h, w) map with h, w >= 2: the layer a CAM reads for a model the registry does not know."""
+    import torch
+
+    seen: list[str] = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: seen.append(n) if isinstance(o, torch.Tensor)
+                                     and o.dim() == 4 and min(o.shape[-2:]) >= 2 else None)
+             for n, m in model.named_modules() if n and not isinstance(m, POOLS)]  # fmt: skip
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, channels, size, size))
+    finally:
+        for h in hooks:
+            h.remove()
+    if not seen:
+        raise ConfigError("the model has no layer with a spatial output for a CAM")
+    return seen[-1]
