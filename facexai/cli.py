@@ -638,11 +638,15 @@ def import_model(
 def report(
     folder: Annotated[Path, typer.Argument(help="A folder written by `facexai saliency` and/or `facexai occlude`.")],
     fill: Annotated[str | None, typer.Option(help="Occlusion fill for the headlines (default: blur).")] = None,
+    html: Annotated[bool, typer.Option(help="Also report.html: one self-contained page, figures embedded.")] = False,
 ) -> None:
     """Tie an analysis folder's tables and figures together in report.md, with a headline per emotion."""
     from facexai.report.report import write_report
 
-    out.print(str(write_report(folder, fill)))
+    path = write_report(folder, fill, html)
+    out.print(str(path))
+    if html:
+        out.print(str(path.with_name("report.html")))
     _print_recovery(folder)
 
 

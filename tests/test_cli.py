@@ -1,4 +1,5 @@
 import json
+import re
 
 import torch
 from formats import random_image, votes, write_ferplus_folders, write_rafdb_tree
@@ -180,9 +181,15 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     analyses = json.loads((out / "provenance.json").read_text())["analyses"]
     assert set(analyses) == {"saliency", "occlusion"} and analyses["occlusion"]["config"]["threads"] == 1
     assert analyses["occlusion"]["config"]["bf16"] and not analyses["saliency"]["config"]["bf16"]
-    result = invoke("report", out)
+    result = invoke("report", out, "--html")
     assert result.exit_code == 0, result.output
     assert "top region is evidence" in result.output  # the recovery table
+    page = (out / "report.html").read_text()
+    images = re.findall(r'<img src="([^"]*)"', page)
+    assert images and all(src.startswith("data:image/png;base64,") for src in images)  # self-contained
+    assert all(f"gallery_{e}" in page for e in ("neutral", "happiness", "fear"))  # every emotion's gallery
+    assert all(f"<strong>{e}</strong>" in page for e in ("neutral", "happiness", "surprise", "sadness", "anger",
+                                                         "disgust", "fear"))  # fmt: skip
     report = (out / "report.md").read_text()
     assert report.count("\n- **") == 7  # one headline per emotion
     assert "Precision: occlusion ran under bf16 autocast" in report

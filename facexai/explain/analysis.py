@@ -62,6 +62,7 @@ class ExplainConfig:
     ig_baseline: str = "black"  # integrated gradients' reference
     batch_size: int = 16  # rows per forward pass (Grad-CAM, occlusion): at 1-2 CPU threads 16 ran faster than 32
     sanity_n: int = 16  # images for the model-randomisation check per method (0 = skip it)
+    galleries: bool = True  # saliency: per emotion, the most confident and the most confused faces with their maps
     n_boot: int = 1000
     alpha: float = 0.05
     seed: int = 0
@@ -96,14 +97,16 @@ class Subject:
     preds: torch.Tensor  # (N,) predicted class (fp32)
     index: torch.Tensor  # (N, S, S) int64 region ids over every FaceRegion, in FaceRegion order; 0 = none
     config: SubjectConfig = SubjectConfig()
+    probs: torch.Tensor | None = None  # (N, K) fp32 softmax probabilities
     landmarks: dict[str, Any] = field(default_factory=dict)  # provider and counts
 
     def select(self, index: torch.Tensor) -> Subject:
         """The same subject on the faces picked by an index tensor (or a boolean mask), in that order."""
         index = index.nonzero().flatten() if index.dtype == torch.bool else index
         inputs = self.inputs[index.to(self.inputs.device)]
+        probs = self.probs[index] if self.probs is not None else None
         return dataclasses.replace(self, data=self.data.select(index), inputs=inputs, labels=self.labels[index],
-                                   preds=self.preds[index], index=self.index[index])  # fmt: skip
+                                   preds=self.preds[index], index=self.index[index], probs=probs)  # fmt: skip
 
     def targets(self, cfg: ExplainConfig) -> torch.Tensor:
         """(N,) the class each attribution explains."""
@@ -137,7 +140,8 @@ def load_subject(
         keep &= torch.cumsum(keep.long(), 0) <= cfg.limit
     part, landmarks = data.select(keep), landmarks[keep]
     pre = run.pre
-    preds = predict(run.model, part.images, pre, engine).argmax(1)
+    probs = torch.softmax(predict(run.model, part.images, pre, engine), 1)  # (N, K)
+    preds = probs.argmax(1)
     index = region_index(landmarks, (pre.size, pre.size), tuple(FaceRegion), cfg.margin, from_size=part.size)
     inputs = torch.cat([prepare(part.images[i : i + 512], pre) for i in range(0, len(part), 512)])
     return Subject(
@@ -146,6 +150,7 @@ def load_subject(
         inputs=engine.input(inputs.to(engine.device)),
         labels=part.labels,
         preds=preds,
+        probs=probs,
         index=index,  # (N, S, S)
         config=cfg,
         landmarks={"provider": provider, "counts": counts, "ok_in_split": int(ok[keep].sum())},

@@ -309,3 +309,32 @@ def face_panel(photo, face, masks, effects, heat, regions: Sequence[str], path: 
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def gallery(faces, maps, regions, titles: Sequence[str], path: Path, title: str = "", columns: int = 4) -> Path:
+    """A grid of faces ((N, C, H, W) uint8) in grey, each with its map ((N, h, w), scaled to its own peak;
+    None: no map) and the outlines of its face regions ((N, H', W') int region ids), one title per face."""
+    import torch
+    import torch.nn.functional as F
+
+    faces = torch.as_tensor(faces).float()
+    n = len(faces)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + 0.4), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    size = tuple(faces.shape[-2:])
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow((faces[i].mean(0) / 255).numpy(), cmap="gray", vmin=0, vmax=1)
+        if maps is not None:
+            m = torch.as_tensor(maps[i]).float()[None, None]
+            m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0]
+            ax.imshow((m / m.max().clamp(min=1e-12)).numpy(), cmap="inferno", alpha=0.45, vmin=0, vmax=1)
+        ids = torch.as_tensor(regions[i]).float()[None, None]
+        ids = F.interpolate(ids, size=size, mode="nearest")[0, 0].numpy()
+        ax.contour(ids, levels=np.arange(0.5, ids.max() + 1), colors="cyan", linewidths=0.5)
+        ax.set_title(titles[i], fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from facexai.explain.analysis import ExplainConfig, Subject, mean_by_emotion, occlusion, saliency, sanity
+from facexai.io import figures
 from facexai.io.figures import attribution_grid
 from facexai.io.files import staged, write_csv, write_json
 from facexai.provenance import provenance
@@ -93,6 +94,29 @@ def attribution_grids(out: Path, subject: Subject, maps: dict[str, torch.Tensor]
     return written
 
 
+def galleries(out: Path, subject: Subject, maps: torch.Tensor | None, method: str, k: int = 4) -> list[Path]:
+    """gallery_<emotion>.png per true emotion: its k most confident faces (highest probability of the emotion)
+    and its k most confused (lowest), with `method`'s map and the face regions' outlines."""
+    if subject.probs is None:
+        return []
+    written = []
+    classes = subject.data.classes
+    for e, emotion in enumerate(classes):
+        idx = torch.nonzero(subject.labels == e).flatten()
+        if len(idx) == 0:
+            continue
+        order = subject.probs[idx, e].argsort(descending=True)
+        picked = list(dict.fromkeys([*idx[order[:k]].tolist(), *idx[order.flip(0)[:k]].tolist()]))
+        titles = [f"{'confident' if j < k else 'confused'}: p={float(subject.probs[i, e]):.2f}, "
+                  f"pred {classes[int(subject.preds[i])]}" for j, i in enumerate(picked)]  # fmt: skip
+        path = out / f"gallery_{emotion}.png"
+        heading = f"{emotion}: most confident and most confused faces ({method} map)"
+        chosen = None if maps is None else maps[picked]
+        written.append(figures.gallery(subject.data.images[picked], chosen, subject.index[picked], titles, path,
+                                       heading))  # fmt: skip
+    return written
+
+
 def write_saliency(
     folder: Path, subject: Subject, cfg: ExplainConfig, started: str, commit: str | None
 ) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -107,8 +131,14 @@ def write_saliency(
         ]
     tables = {"saliency_per_image.csv": per_image, "sanity.csv": sanity_rows}
     maps = {m: tensors[f"{m}/maps"] for m in cfg.methods}
-    paths = write_findings(folder, "saliency", rows, cfg, subject, started, commit, tables,
-                           draw=lambda stage: attribution_grids(stage, subject, maps))  # fmt: skip
+
+    def draw(stage: Path) -> list[Path]:
+        pictures = attribution_grids(stage, subject, maps)
+        if cfg.galleries and cfg.methods:
+            pictures += galleries(stage, subject, maps[cfg.methods[0]], cfg.methods[0])
+        return pictures
+
+    paths = write_findings(folder, "saliency", rows, cfg, subject, started, commit, tables, draw=draw)
     return paths, sanity_rows
 
 

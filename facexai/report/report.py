@@ -26,6 +26,7 @@ from facexai.facs import FaceRegion
 from facexai.io import figures
 from facexai.io.files import atomic_write_text, read_csv, staged, write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
+from facexai.report.html import write_html
 
 MAP_NAMES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "hirescam": "HiResCAM", "ig": "integrated gradients"}
 MAP_MEASURE = "relevance"  # area-normalised: 1.0 = no preference
@@ -395,19 +396,21 @@ def _sanity(f: Findings) -> list[str]:
 
 def _contents(f: Findings, pictures: list[Path]) -> list[str]:
     grids = [f.folder / f"saliency_{m}.png" for m in dict.fromkeys(r["method"] for r in f.saliency)]
+    shown = [f.folder / f"gallery_{e}.png" for e in f.emotions]  # written by saliency, where asked for
     lines = ["## Figures", ""]
-    for p in [*(g for g in grids if g.is_file()), *pictures]:
+    for p in [*(g for g in grids if g.is_file()), *(g for g in shown if g.is_file()), *pictures]:
         lines += [f"![{p.stem}]({p.name})", ""]
     tables = [n for n in ("saliency.csv", "occlusion.csv", "sanity.csv") if (f.folder / n).is_file()]
     tables += ["ranking.csv", "agreement.csv"] + ([f.truth_csv] if f.truth else [])
     return lines + ["## Tables", "", *(f"- [`{n}`]({n})" for n in tables), ""]
 
 
-def write_report(folder: str | Path, fill: str | None = None) -> Path:
+def write_report(folder: str | Path, fill: str | None = None, html: bool = False) -> Path:
     """Derive ranking.csv, agreement.csv, truth.csv (or facs.csv) and figures from an analysis folder and
     write its report.md, whole or not at all (a failure part way leaves the previous report as it was).
 
-    fill: the occlusion fill the headlines use (default: blur if present, else the first one).
+    fill: the occlusion fill the headlines use (default: blur if present, else the first one); html: also
+    report.html, one self-contained page.
     """
     started = now()
     f = read_findings(folder, fill)
@@ -428,6 +431,8 @@ def write_report(folder: str | Path, fill: str | None = None) -> Path:
             {"fill": f.fill}, "cpu", started, git_commit(), outputs=written
         )
         write_json(stage / "provenance.json", prov)
+    if html:
+        write_html(f.folder)
     return f.folder / "report.md"
 
 
