@@ -360,6 +360,9 @@ def saliency(
     ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
     ig_baseline: Annotated[str, typer.Option(help="black, blur, mean or noise.")] = "black",
     sanity_n: Annotated[int, typer.Option(help="Images for the model-randomisation sanity check (0 = skip).")] = 16,
+    galleries: Annotated[
+        bool, typer.Option(help="Per emotion, the most confident and most confused faces with their maps.")
+    ] = True,
     dataset: DatasetOpt = None,
     data_root: DataRoot = None,
     folder: FolderOpt = None,
@@ -380,7 +383,7 @@ def saliency(
     scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
     cfg = ExplainConfig(
         methods=tuple(m.strip() for m in methods.split(",")), target=target, ig_steps=ig_steps,
-        ig_baseline=ig_baseline, sanity_n=sanity_n, bf16=bf16, progress=progress,
+        ig_baseline=ig_baseline, sanity_n=sanity_n, galleries=galleries, bf16=bf16, progress=progress,
     )  # fmt: skip
     subject = _subject(run, dataset, data_root, scfg, bf16, folder, class_map, strict_classes)
     paths, sanity = write_saliency(out_dir, subject, cfg, started, commit)
