@@ -600,8 +600,9 @@ def explain_photos(
         run = newest_run("runs", dataset)
         if run is None:
             raise RunNotFoundError("no finished run under runs/; pass --run")
+    say = lambda m: err.print(m, highlight=False, soft_wrap=True)  # noqa: E731
     table, skipped = explain_them(photos, open_run(run, device), out_dir, started, commit, threshold, detect, method,
-                                  map_method, progress, say=lambda m: err.print(m, highlight=False))  # fmt: skip
+                                  map_method, progress, say=say)  # fmt: skip
     out.print(str(table))
 
 

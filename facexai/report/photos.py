@@ -82,7 +82,8 @@ def explain_photos(
             found = faces_in(file, run.pre.size, threshold, detect)
             if not found:
                 skipped.append(file)
-                say(f"no face found in {file} (score threshold {threshold}; --no-detect takes the whole image)")
+                if len(files) > 1:  # one photo without a face is the error below
+                    say(f"no face found in {file} (score threshold {threshold}); skipped")
             for k, face in enumerate(found):
                 results.append((face, explain_face(run, face, method, map_method)))
                 rows.append(_row(file, k, face, results[-1][1], run))
