@@ -760,6 +760,10 @@ def demo(
 
 
 def main() -> None:
+    import os
+
+    if int(os.environ.get("RANK", 0)) > 0:  # under torchrun, rank 0 speaks for every process
+        out.quiet = err.quiet = True
     app()
 
 

@@ -99,6 +99,7 @@ class TrainConfig:
     bf16: bool | None = None  # bf16 autocast; None = on where supported
     channels_last: bool | None = None  # None = on
     threads: int | None = None  # torch CPU threads; None = torch's default
+    sync_bn: bool = False  # under torchrun on GPUs: batch norm over the global batch (SyncBatchNorm; not on CPUs)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     data: DataConfig = field(default_factory=DataConfig)
 

@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from facexai import metrics as M
+from facexai import parallel
 from facexai.config import TrainConfig, from_dict, to_dict
 from facexai.data import FaceDataset, load_dataset
 from facexai.data.augment import Preprocess, channel_stats, prepare, random_affine
@@ -30,7 +32,7 @@ from facexai.io.progress import progress_bar
 from facexai.metrics import soft_cross_entropy
 from facexai.models import create_model, get_spec
 from facexai.provenance import command, git_commit, now, provenance
-from facexai.runs import Engine, Run, predict
+from facexai.runs import Engine, Run, predict, resolve_device
 
 HISTORY_COLUMNS = [
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s", "gflop",
@@ -136,13 +138,18 @@ class _Loop:
     best: dict[str, Any]  # epoch, score, state_dict of the best epoch so far (of the evaluated weights)
 
     @property
+    def net(self) -> torch.nn.Module:
+        """The model itself (unwrapped where several processes train it together)."""
+        return self.model.module if isinstance(self.model, DDP) else self.model
+
+    @property
     def evaluated(self) -> torch.nn.Module:
         """The weights validation and test see: the average where there is one."""
-        return self.ema.module if self.ema is not None else self.model
+        return self.ema.module if self.ema is not None else self.net
 
     def state(self) -> dict[str, Any]:
         out = {
-            "model": self.model.state_dict(),
+            "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
@@ -151,7 +158,7 @@ class _Loop:
         return out | ({"ema": self.ema.state_dict()} if self.ema is not None else {})
 
     def load(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None:
@@ -198,11 +205,16 @@ def _splits(cfg: TrainConfig, data: FaceDataset) -> tuple[FaceDataset, FaceDatas
 
 def _loop(cfg: TrainConfig, engine: Engine, classes: int, channels: int, steps_per_epoch: int) -> _Loop:
     model = engine.model(create_model(cfg.model, classes, channels))
-    optimizer = make_optimizer(model, cfg)
     ema = None
     if cfg.ema_decay is not None:  # torch's averaging, buffers (batch-norm statistics) included
         avg = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay)
         ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
+    if parallel.world().size > 1:
+        # each process normalises its own part of the batch: SyncBatchNorm runs on GPUs only (cfg.sync_bn)
+        if cfg.sync_bn and engine.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = DDP(model, device_ids=[engine.device.index] if engine.device.type == "cuda" else None)
+    optimizer = make_optimizer(model, cfg)
     best = {"epoch": 0, "score": None, "state_dict": None}
     return _Loop(model, optimizer, make_scheduler(optimizer, cfg, steps_per_epoch), ema, [], best)
 
@@ -220,10 +232,15 @@ def _segments(state: dict | None, started: str, commit: str | None, after: int) 
 def _train_epoch(
     loop: _Loop, cfg: TrainConfig, engine: Engine, train: dict[str, torch.Tensor], pre: Preprocess, epoch: int, bar
 ) -> tuple[float, float]:
-    """One pass over the training images in the epoch's order; (mean loss, accuracy) over the images."""
+    """One pass over the training images in the epoch's order; (mean loss, accuracy) over the images.
+
+    With several processes each takes its share (rank, rank + W, ...) of every global batch, with the
+    augmentation drawn for the whole batch, so together they see what one process would; its loss is
+    scaled so that the gradients DDP averages are those of the global batch's mean loss."""
     loop.model.train()
     images, targets, labels = train["images"], train["targets"], train["labels"]  # on the device
     n = len(images)
+    w = parallel.world()
     gen = torch.Generator(engine.device).manual_seed(cfg.seed * 100_003 + epoch)
     order = epoch_order(n, epoch, cfg.seed).to(engine.device)
     per_batch = cfg.schedule == "onecycle"
@@ -231,20 +248,27 @@ def _train_epoch(
     for i in range(0, n, cfg.batch_size):
         idx = order[i : i + cfg.batch_size]
         theta = random_affine(len(idx), cfg.augment, gen, engine.device)
+        if w.size > 1:
+            idx, theta = idx[w.rank :: w.size], theta[w.rank :: w.size]
         x = engine.input(prepare(images[idx], pre, theta))
         with engine.autocast():
             logits = loop.model(x)
         loss = soft_cross_entropy(logits, targets[idx])
+        scaled = loss * (len(idx) * w.size / min(cfg.batch_size, n - i)) if w.size > 1 else loss
         loop.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaled.backward()
         loop.optimizer.step()
         if per_batch:
             loop.scheduler.step()
         if loop.ema is not None:
-            loop.ema.update_parameters(loop.model)
+            loop.ema.update_parameters(loop.net)
         loss_sum += float(loss.detach()) * len(idx)
         correct += float((logits.argmax(1) == labels[idx]).sum())
         bar.update(bar.task_ids[1], advance=1, info=f"loss {loss_sum / (i + len(idx)):.3f}")
+    loss_sum, correct = parallel.all_sum([loss_sum, correct])  # over every process's share
+    parallel.broadcast_buffers(loop.net)  # rank 0's running statistics everywhere: one model to evaluate and save
+    if loop.ema is not None:
+        parallel.broadcast_buffers(loop.ema)
     return loss_sum / n, correct / n
 
 
@@ -262,7 +286,7 @@ def _epochs(loop: _Loop, cfg: TrainConfig, engine: Engine, parts, pre, partial: 
         "labels": train.labels.to(engine.device),
     }
     n, steps = len(train), -(-len(train) // cfg.batch_size)
-    gflop = forward_gflop(loop.model, pre.channels, pre.size)
+    gflop = forward_gflop(loop.net, pre.channels, pre.size)
     mode = "min" if cfg.monitor == "val_loss" else "max"
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
     with progress_bar(progress, info=True) as bar:
@@ -287,8 +311,9 @@ def _epochs(loop: _Loop, cfg: TrainConfig, engine: Engine, parts, pre, partial: 
                 loop.best = {"epoch": epoch, "score": score, "state_dict": weights}
             if cfg.schedule == "plateau":
                 loop.scheduler.step(score)
-            write_csv(partial / "history.csv", loop.history, HISTORY_COLUMNS)
-            save()
+            if parallel.world().main:
+                write_csv(partial / "history.csv", loop.history, HISTORY_COLUMNS)
+                save()
             bar.update(task, advance=1, info=f"val loss {val_loss:.3f} acc {val_acc:.3f} (best {loop.best['epoch']})")
             console.print(
                 f"epoch {epoch}/{cfg.epochs}  lr {lr:.2g}  train {train_loss:.4f}/{train_acc:.4f}"
@@ -377,16 +402,26 @@ def fit(
 
     `threads` overrides `cfg.threads` (also on resume, where the saved recipe is otherwise kept); each
     segment of the run records the thread count it ran with, since float sums may differ in the last bits.
+
+    Under torchrun (several processes) the processes train one model data-parallel (DDP, gloo on the CPU,
+    NCCL on GPUs): each takes its share of every global batch, and rank 0 writes the run folder.
     """
+    w = parallel.setup(resolve_device(cfg.device).type)
     console = console or Console(stderr=True)
+    console.quiet = console.quiet or not w.main
+    progress = progress and w.main
     started, commit = now(), git_commit()
     name = data.name if data is not None else cfg.data.dataset
-    cfg, partial, final, state = _folders(cfg, out, name, resume)
+    cfg, partial, final, state = _folders(cfg, out, name, resume) if w.main else (cfg, None, None, None)
+    cfg, partial, final = parallel.broadcast((cfg, partial, final))  # rank 0 names the run
+    if state is None and resume is not None:
+        state = torch.load(Path(partial) / "state.pt", weights_only=True)
     _check(cfg)
     if threads or cfg.threads:
         torch.set_num_threads(threads or cfg.threads)
     torch.manual_seed(cfg.seed)
     engine = Engine.from_config(cfg)
+    engine = Engine(parallel.device(engine.device), engine.bf16, engine.channels_last)
     data = data if data is not None else load_dataset(cfg.data)
     train, val, test, pre = _splits(cfg, data)
     loop = _loop(cfg, engine, len(data.classes), pre.channels, -(-len(train) // cfg.batch_size))
@@ -396,9 +431,10 @@ def fit(
         segments[-1]["after_epoch"] = len(loop.history)
         started, commit = segments[0]["started"], segments[0]["git_commit"]  # the run's, not this resume's
         console.print(f"resuming {partial} after epoch {len(loop.history)}")
-    partial.mkdir(parents=True, exist_ok=True)
     config = to_dict(cfg)
-    write_json(partial / "config.json", config)
+    if w.main:
+        partial.mkdir(parents=True, exist_ok=True)
+        write_json(partial / "config.json", config)
 
     def save() -> None:  # the first segment's start and commit are the run's
         atomic_save({"config": config, **loop.state(), "segments": segments}, partial / "state.pt")
@@ -406,18 +442,29 @@ def fit(
     gflop = _epochs(loop, cfg, engine, (train, val), pre, partial, save, console, progress)
     result = _test_metrics(loop, cfg, (val, test), pre, engine, data.classes)
     ckpt = _checkpoint(loop.evaluated.state_dict(), cfg, data, pre, result["epoch"])
+    if w.main:
+        _write_run(partial, final, loop, cfg, data, (train, val, test), pre, engine, result, ckpt,
+                   {"config": config, "started": started, "commit": commit, "segments": segments, "gflop": gflop,
+                    "resumed": state is not None})  # fmt: skip
+    parallel.barrier()  # every process returns once the folder is complete
+    return Run(final, loop.evaluated.eval(), ckpt["meta"], engine, cfg, result, loop.history)
+
+
+def _write_run(partial, final, loop, cfg, data, parts, pre, engine, result, ckpt, facts) -> None:
+    """The finished run's files, then the rename that makes the folder complete."""
+    train, val, test = parts
     atomic_save(ckpt, partial / "checkpoint.pt")
     write_json(partial / "metrics.json", result)
     _figures(partial, loop.history, result, f"{data.name} / {cfg.model} / seed {cfg.seed}")
     sizes = {s: len(d) for s, d in (("train", train), ("val", val), ("test", test))}
+    gflop = facts["gflop"]
     prov = provenance(
-        config, engine.device, started, commit, bf16=engine.bf16, channels_last=engine.channels_last,
-        data={"name": data.name, "meta": data.meta, "sizes": sizes},
-        train_seconds=round(sum(r["seconds"] for r in loop.history), 1), resumed=state is not None,
-        segments=segments, forward_gflop_per_image=gflop,
-        train_pflop=round(len(loop.history) * len(train) * gflop / 1e6, 4),
+        facts["config"], engine.device, facts["started"], facts["commit"], bf16=engine.bf16,
+        channels_last=engine.channels_last, data={"name": data.name, "meta": data.meta, "sizes": sizes},
+        train_seconds=round(sum(r["seconds"] for r in loop.history), 1), resumed=facts["resumed"],
+        segments=facts["segments"], forward_gflop_per_image=gflop,
+        train_pflop=round(len(loop.history) * len(train) * gflop / 1e6, 4), processes=parallel.world().size,
     )  # fmt: skip
     write_json(partial / "provenance.json", prov)
     (partial / "state.pt").unlink()
     partial.rename(final)
-    return Run(final, loop.evaluated.eval(), ckpt["meta"], engine, cfg, result, loop.history)

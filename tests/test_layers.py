@@ -3,7 +3,7 @@
 Layers, bottom up (a module may import its own layer's units and those below; training and explain are
 siblings that never import each other; the units of one layer import each other without a cycle):
 
-    errors config emotions facs io provenance metrics models
+    errors config emotions facs io provenance metrics models parallel
     data faces
     runs
     training explain
@@ -16,7 +16,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "facexai"
 LAYERS = [
-    {"errors", "config", "emotions", "facs", "io", "provenance", "metrics", "models"},
+    {"errors", "config", "emotions", "facs", "io", "provenance", "metrics", "models", "parallel"},
     {"data", "faces"},
     {"runs"},
     {"training", "explain"},

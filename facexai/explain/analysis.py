@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from facexai import parallel
 from facexai.data import SPLITS, FaceDataset
 from facexai.data.augment import prepare
 from facexai.errors import ConfigError
@@ -158,12 +159,39 @@ def load_subject(
 
 
 def explain(subject: Subject, method: str, cfg: ExplainConfig, reference: str | None = None) -> Attribution:
-    """One registered method over the whole subject, for cfg's regions and target."""
+    """One registered method over the whole subject, for cfg's regions and target.
+
+    Under torchrun the faces are shared out (rank, rank + W, ...) and every process gets the whole answer
+    back, in face order (a noise reference is drawn per process's share, so it differs from one process's)."""
     if reference is None and method == "ig":
         reference = cfg.ig_baseline
-    targets = subject.targets(cfg).to(subject.run.engine.device)
-    masks = subject.masks(cfg.regions).to(subject.run.engine.device)
-    return attribute(method, subject.run, subject.inputs, targets, masks, cfg.settings(reference))
+    device = subject.run.engine.device
+    targets = subject.targets(cfg).to(device)
+    masks = subject.masks(cfg.regions).to(device)
+    w = parallel.world()
+    if w.size == 1:
+        return attribute(method, subject.run, subject.inputs, targets, masks, cfg.settings(reference))
+    mine = torch.arange(w.rank, len(targets), w.size)
+    part = attribute(method, subject.run, subject.inputs[mine.to(device)], targets[mine.to(device)],
+                     masks[mine.to(device)], cfg.settings(reference))  # fmt: skip
+    return _gathered(part, mine, len(targets))
+
+
+def _gathered(part: Attribution, mine: torch.Tensor, n: int) -> Attribution:
+    """Every process's share of an attribution put back in face order."""
+    shares = parallel.all_gather((mine, part.regions, part.maps, {k: v.cpu() for k, v in part.extras.items()}))
+
+    def whole(pieces: list[torch.Tensor | None]) -> torch.Tensor | None:
+        if pieces[0] is None:
+            return None
+        out = torch.empty(n, *pieces[0].shape[1:], dtype=pieces[0].dtype)
+        for (idx, *_), piece in zip(shares, pieces, strict=True):
+            out[idx] = piece
+        return out
+
+    extras = {k: whole([s[3][k] for s in shares]) for k in part.extras}
+    return dataclasses.replace(part, regions=whole([s[1] for s in shares]), maps=whole([s[2] for s in shares]),
+                               extras=extras)  # fmt: skip
 
 
 def mean_by_emotion(values: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from facexai import parallel
 from facexai.explain.analysis import ExplainConfig, Subject, mean_by_emotion, occlusion, saliency, sanity
 from facexai.io import figures
 from facexai.io.figures import attribution_grid
@@ -44,6 +45,8 @@ def write_findings(
     analysis's file of that name), evidence.json (where the data set knows its evidence regions), the
     figures `draw(stage) -> [paths]` draws, and `analyses.<name>` in provenance.json."""
     tables = tables or {}
+    if not parallel.world().main:  # under torchrun rank 0 writes; every process computed the same rows
+        return []
     empty = [file for file, table in tables.items() if not table]  # an earlier analysis's table must not pass
     with staged(out, remove=empty) as stage:
         names = [f"{name}.csv"]
