@@ -359,7 +359,9 @@ def saliency(
     target: TargetOpt = "pred",
     ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
     ig_baseline: Annotated[str, typer.Option(help="black, blur, mean or noise.")] = "black",
-    sanity_n: Annotated[int, typer.Option(help="Images for the model-randomisation sanity check (0 = skip).")] = 16,
+    sanity_n: Annotated[
+        int | None, typer.Option(help="Faces for the model-randomisation check (0 = skip; default 2%, 2 to 16).")
+    ] = None,
     galleries: Annotated[
         bool, typer.Option(help="Per emotion, the most confident and most confused faces with their maps.")
     ] = True,

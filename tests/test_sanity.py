@@ -130,3 +130,10 @@ def test_compare_maps_known_answers():
     assert not flag_insensitive([{"layer": "x", **const}])
     with pytest.raises(ValueError):
         compare_maps(m, m[:1])
+
+
+def test_the_check_s_size_follows_the_run_s():
+    from facexai.explain.analysis import ExplainConfig, sanity_size
+
+    assert [sanity_size(ExplainConfig(), n) for n in (1, 50, 400, 3572)] == [1, 2, 8, 16]  # 2% of the faces, 2..16
+    assert sanity_size(ExplainConfig(sanity_n=0), 3572) == 0 and sanity_size(ExplainConfig(sanity_n=40), 30) == 30

@@ -62,7 +62,7 @@ class ExplainConfig:
     ig_steps: int = 32
     ig_baseline: str = "black"  # integrated gradients' reference
     batch_size: int = 16  # rows per forward pass (Grad-CAM, occlusion): at 1-2 CPU threads 16 ran faster than 32
-    sanity_n: int = 16  # images for the model-randomisation check per method (0 = skip it)
+    sanity_n: int | None = None  # images for the model-randomisation check (0 = skip; None = 2% of the faces, 2..16)
     galleries: bool = True  # saliency: per emotion, the most confident and the most confused faces with their maps
     n_boot: int = 1000
     alpha: float = 0.05
@@ -253,13 +253,21 @@ def occlusion(subject: Subject, cfg: ExplainConfig) -> tuple[list[dict[str, Any]
     return rows, out
 
 
+def sanity_size(cfg: ExplainConfig, n: int) -> int:
+    """Faces in the sanity check: cfg.sanity_n, or 2% of the n faces, at least 2 and at most 16."""
+    wanted = cfg.sanity_n if cfg.sanity_n is not None else max(2, min(16, round(0.02 * n)))
+    return min(wanted, n)
+
+
 def sanity(subject: Subject, method: str, cfg: ExplainConfig) -> list[dict[str, Any]]:
     """Cascading model randomisation on the first `cfg.sanity_n` images: one row per randomised layer.
 
-    Rows: method, step, layer, spearman, spearman_abs, ssim, flagged (the method's maps still match
-    the original once the whole network is random; the same value on every row of the method).
+    By default the check's size follows the run's: 2% of the faces, at least 2 and at most 16 (each layer
+    randomised costs a full pass of the method over them). Rows: method, step, layer, spearman,
+    spearman_abs, ssim, flagged (the method's maps still match the original once the whole network is
+    random; the same value on every row of the method).
     """
-    n = min(cfg.sanity_n, len(subject.inputs))
+    n = sanity_size(cfg, len(subject.inputs))
     if n == 0:
         return []
     device = subject.run.engine.device
@@ -271,6 +279,7 @@ def sanity(subject: Subject, method: str, cfg: ExplainConfig) -> list[dict[str, 
     def maps(model: torch.nn.Module) -> torch.Tensor:
         return attribute(method, dataclasses.replace(subject.run, model=model), x, t, masks, quiet).maps
 
-    steps = cascading_randomization(subject.run.model, maps, seed=cfg.seed)
+    steps = cascading_randomization(subject.run.model, maps, seed=cfg.seed, progress=cfg.progress,
+                                    description=f"sanity check of {method} on {n} faces")  # fmt: skip
     flagged = flag_insensitive(steps)
     return [{"method": method, **step, "flagged": flagged} for step in steps]

@@ -19,6 +19,8 @@ import torch
 from scipy import stats
 from torch import nn
 
+from facexai.io.progress import progress_bar
+
 
 def parametrised_layers(model: nn.Module) -> list[str]:
     """Names of the modules that own parameters directly (conv, linear, norm...), in registration order."""
@@ -121,6 +123,8 @@ def cascading_randomization(
     seed: int = 0,
     layers: list[str] | None = None,
     ssim: bool = True,
+    progress: bool = False,
+    description: str = "sanity check",
 ) -> list[dict]:
     """Randomise a copy of `model` layer by layer from the output down and compare its maps with the original.
 
@@ -146,10 +150,13 @@ def cascading_randomization(
         original = compute_maps(work)
     original = original.detach()
     results = []
-    for k, name in enumerate(layers):
-        reinitialise(modules[name], seed + k)
-        maps = compute_maps(work)
-        results.append({"step": k + 1, "layer": name, **compare_maps(original, maps, ssim)})
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"{description} (layers)", total=len(layers))
+        for k, name in enumerate(layers):
+            reinitialise(modules[name], seed + k)
+            maps = compute_maps(work)
+            results.append({"step": k + 1, "layer": name, **compare_maps(original, maps, ssim)})
+            bar.update(task, advance=1)
     return results
 
 
