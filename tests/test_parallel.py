@@ -32,7 +32,7 @@ class NoNorm(nn.Module):
         return self.head(self.pool(self.features(x)).flatten(1))
 
 
-registry.register(registry.ModelSpec("no_norm", NoNorm, 28, 1, "features.1", "test model without batch norm"))
+NO_NORM = registry.ModelSpec("no_norm", NoNorm, 28, 1, "features.1", "test model without batch norm")
 
 
 def free_port() -> int:
@@ -49,7 +49,7 @@ def _train_all(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     import facexai.training as T
 
-    registry.register(registry.ModelSpec("no_norm", NoNorm, 28, 1, "features.1", "test model without batch norm"))
+    registry.register(NO_NORM)  # in this process only
 
     def keep(name, run):
         torch.save({"weights": run.model.state_dict(), "history": run.history, "path": str(run.path)},
@@ -101,9 +101,10 @@ def test_two_processes_hold_one_model_and_write_one_complete_run_folder(trained)
     assert json.loads((run / "provenance.json").read_text())["processes"] == 2
 
 
-def test_without_batch_norm_two_processes_train_as_one_on_the_same_global_batch(trained, tmp_path):
+def test_without_batch_norm_two_processes_train_as_one_on_the_same_global_batch(trained, tmp_path, monkeypatch):
     from facexai.training import fit
 
+    monkeypatch.setitem(registry._REGISTRY, "no_norm", NO_NORM)
     a, _ = trained[0]["no_norm"]
     one = fit(dataclasses.replace(FAST, model="no_norm"), out=tmp_path, data=bars(), progress=False)
     for (l2, v2, _), (l1, v1, _) in zip(losses(a["history"]), losses(one.history), strict=True):

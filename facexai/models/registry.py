@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,12 +64,8 @@ def list_models() -> list[ModelSpec]:
 
 def get_spec(name: str) -> ModelSpec:
     """A registered model, or "torchvision:NAME" (any of torchvision's convolutional classifiers, untrained)."""
-    if name.startswith(TORCHVISION_PREFIX) and name not in _REGISTRY:
-        arch = name.removeprefix(TORCHVISION_PREFIX)
-        probe = torchvision_model(arch, 7, 3)
-        layer = last_spatial_layer(probe, 3)
-        return register(ModelSpec(name, lambda k, c: torchvision_model(arch, k, c), 100, 3, layer,
-                                  f"torchvision's {arch} (untrained), small-input stem"))  # fmt: skip
+    if name.startswith(TORCHVISION_PREFIX):
+        return _torchvision_spec(name)
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(_REGISTRY)} or torchvision:NAME")
     return _REGISTRY[name]
@@ -92,6 +89,15 @@ def count_parameters(model: nn.Module) -> int:
 
 
 TORCHVISION_PREFIX = "torchvision:"
+
+
+@functools.cache
+def _torchvision_spec(name: str) -> ModelSpec:
+    """The spec of "torchvision:ARCH" (its CAM layer found by one forward pass), built once per name."""
+    arch = name.removeprefix(TORCHVISION_PREFIX)
+    layer = last_spatial_layer(torchvision_model(arch, 7, 3), 3)
+    return ModelSpec(name, lambda k, c: torchvision_model(arch, k, c), 100, 3, layer,
+                     f"torchvision's {arch} (untrained), small-input stem")  # fmt: skip
 FIXED_INPUT = ("vit_", "swin_", "maxvit_")  # transformers built for one input size
 
 
