@@ -19,7 +19,9 @@ from formats import (
     write_ferplus_new_csv,
     write_image,
 )
+from typer.testing import CliRunner
 
+from facexai.cli import app
 from facexai.config import DataConfig
 from facexai.data import ferplus, load_dataset
 from facexai.data.images import decode_many
@@ -75,7 +77,7 @@ def write_folder_layout(root: Path, rows=ROWS, new_csv: bool = False, old=lambda
 def test_csv_layout_soft_seven_classes(tmp_path):
     ds = load_dataset(cfg(write_csv_layout(tmp_path)))
     assert ds.name == "ferplus" and ds.classes == SEVEN
-    kept = [0, 2, 3, 4, 5, 6, 7, 8]  # row 1 has no votes
+    kept = [0, 2, 3, 4, 5, 6, 7, 8]  # row 1 has no name: no face (the folders have no PNG for it)
     assert ds.ids == [f"row:{i}" for i in kept]
     assert ds.images.shape == (8, 1, 48, 48) and ds.images.dtype == torch.uint8
     for k, i in enumerate(kept):
@@ -88,8 +90,8 @@ def test_csv_layout_soft_seven_classes(tmp_path):
     assert [ds.classes[i] for i in ds.labels] == [E.HAPPINESS, E.NEUTRAL, E.SURPRISE, E.FEAR, E.ANGER, E.SADNESS,
                                                   E.ANGER, E.SURPRISE]  # fmt: skip
     assert ds.meta["layout"] == "csv" and ds.meta["votes_from"] == "fer2013new.csv"
-    assert ds.meta["found"] == {"train": 4, "val": 3, "test": 2}
-    assert ds.meta["dropped"]["no votes for the 7 classes"] == 1
+    assert ds.meta["found"] == {"train": 3, "val": 3, "test": 2}  # as the folders find
+    assert ds.meta["dropped"]["no votes for the 7 classes"] == 0
 
 
 def test_csv_layout_majority_eight_classes(tmp_path):
@@ -98,7 +100,7 @@ def test_csv_layout_majority_eight_classes(tmp_path):
     # Barsoum et al.: unknown/NF votes count in the total, so row 4 (fear 5, unknown 5) has no majority either
     assert ds.ids == ["row:0", "row:3", "row:6", "row:7", "row:8"]  # rows 2, 4, 5: no majority
     assert [ds.classes[i] for i in ds.labels] == [E.HAPPINESS, E.CONTEMPT, E.SADNESS, E.ANGER, E.SURPRISE]
-    assert ds.meta["dropped"] == {"no votes for the 8 classes": 1, "no majority (Barsoum et al. rule)": 3}
+    assert ds.meta["dropped"] == {"no votes for the 8 classes": 0, "no majority (Barsoum et al. rule)": 3}
 
 
 def test_majority_drops_single_votes_and_an_unknown_winner():
@@ -334,3 +336,34 @@ def test_real_files_load_through_the_folder_layout(tmp_path):
     assert ds.images.shape[1:] == (1, 48, 48) and len(ds) == 120 - sum(ds.meta["dropped"].values())
     k = ds.ids.index("FER2013Train/fer0000000.png")  # fer2013new.csv row 2: neutral 4, sadness 1, anger 3, disgust 2
     assert ds.classes[ds.labels[k]] == E.NEUTRAL
+
+
+def test_both_layouts_give_the_same_faces_when_a_name_is_used_twice(tmp_path):
+    """fer2013new.csv names a Training and a PrivateTest face twice (as rows 5274 ... and 33200 of the real file);
+    the folders hold one PNG per name with the later row's pixels, so the csv layout keeps the later row too."""
+    rows = ROWS + [
+        ("Training", "fer0000000.png", votes(sadness=7, neutral=3), 4),  # repeats row 0's name
+        ("PrivateTest", "fer0000006.png", votes(surprise=7, fear=3), 5),  # repeats row 6's name
+    ]
+    csv_root, folder_root = tmp_path / "csv", tmp_path / "folders"
+    write_csv_layout(csv_root, rows)
+    folders = {"FER2013Train": [], "FER2013Valid": [], "FER2013Test": []}
+    by_usage = dict(zip(("Training", "PublicTest", "PrivateTest"), folders, strict=True))
+    last = {(u, name): i for i, (u, name, _, _) in enumerate(rows) if name}
+    for (u, name), i in last.items():
+        folders[by_usage[u]].append((name, rows[i][2], random_image(i)))  # the PNG holds the later row's pixels
+    write_ferplus_folders(folder_root, folders)
+    write_ferplus_new_csv(folder_root / "fer2013new.csv", [(u, n, v) for u, n, v, _ in rows])
+    a, b = load_dataset(cfg(csv_root)), load_dataset(cfg(folder_root))
+    assert a.meta["found"] == b.meta["found"] == {"train": 3, "val": 3, "test": 2}
+    def faces(d):
+        return sorted(zip(d.split.tolist(), (i.numpy().tobytes() for i in d.images), d.votes.tolist(), strict=True))
+
+    assert faces(a) == faces(b)
+    assert a.meta["repeated_names"] == b.meta["repeated_names"] == [
+        {"line": 2, "name": "fer0000000.png", "kept_line": 11},
+        {"line": 8, "name": "fer0000006.png", "kept_line": 12},
+    ]
+    result = CliRunner().invoke(app, ["data", "check", "ferplus", "--data-root", str(csv_root)])
+    assert result.exit_code == 0, result.output
+    assert "names used twice in fer2013new.csv: line 2 (fer0000000.png; line 11 kept)" in result.stdout

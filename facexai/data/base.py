@@ -194,7 +194,8 @@ def train_twins(data: FaceDataset) -> torch.Tensor:
 
 def describe(data: FaceDataset) -> dict[str, Any]:
     """What `data check` reports: images per split and class, what was found and dropped (and why), and
-    how many val/test faces have a pixel-identical twin in train: {"counts", "found", "dropped", "twins"}."""
+    how many val/test faces have a pixel-identical twin in train, and rows left out because a later row
+    reuses their image name (FER+): {"counts", "found", "dropped", "twins", "repeated_names"}."""
     twin = train_twins(data) >= 0
     twins = {}
     for s in SPLITS[1:]:
@@ -202,4 +203,5 @@ def describe(data: FaceDataset) -> dict[str, Any]:
         if held.any():
             twins[s] = (int(twin[held].sum()), int(held.sum()))
     dropped = {why: n for why, n in data.meta.get("dropped", {}).items() if n}
-    return {"counts": data.counts(), "found": data.meta.get("found"), "dropped": dropped, "twins": twins}
+    return {"counts": data.counts(), "found": data.meta.get("found"), "dropped": dropped, "twins": twins,
+            "repeated_names": data.meta.get("repeated_names", [])}  # fmt: skip

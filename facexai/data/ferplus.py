@@ -2,6 +2,10 @@
 
 Two layouts:
 - CSV: `fer2013.csv` (pixels) + `fer2013new.csv` (votes), row i of one is row i of the other.
+  The folders' rule holds for both layouts: one face per image name. Rows without a name (FER+ saw no face)
+  have no PNG, and four names occur twice in `fer2013new.csv` (three in Training, one in PrivateTest) where
+  the PNG holds the later row's pixels; the csv layout leaves out the unnamed rows and the earlier row of
+  each pair, so both give the same faces with the same votes (`data check` lists the repeated rows).
 - Folders: Microsoft's `FER2013Train/`, `FER2013Valid/`, `FER2013Test/` PNGs, each with a
   header-less `label.csv`; votes come from `fer2013new.csv` when it sits beside them
   (the current labelling; the folders' label.csv files are an older one).
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -93,9 +98,27 @@ def _load_csv_layout(csv_path: Path, new_path: Path) -> tuple[torch.Tensor, torc
     for i, (u, (nu, _, _)) in enumerate(zip(usage, rows, strict=True)):
         if u != nu:
             raise MalformedDataError(f"{new_path}:{i + 2}: Usage {nu!r} but {csv_path} row {i + 2} says {u!r}")
-    votes = torch.tensor([r[2] for r in rows], dtype=torch.float32)  # (N, 10)
-    split = torch.tensor([SPLITS.index(USAGE[u]) for u in usage])
-    return images, votes, split, [f"row:{i}" for i in range(len(rows))]
+    # one face per name, as in the folders: rows without a name (FER+ found no face) have no PNG, and of a name
+    # used twice in a split the PNG holds the later row's pixels
+    last = _last_rows(rows)
+    keep = [i for i, (u, name, _) in enumerate(rows) if name and last[(u, name)] == i]
+    votes = torch.tensor([rows[i][2] for i in keep], dtype=torch.float32)  # (N, 10)
+    split = torch.tensor([SPLITS.index(USAGE[usage[i]]) for i in keep])
+    return images[keep], votes, split, [f"row:{i}" for i in keep]
+
+
+def _last_rows(rows: list[tuple[str, str, list[int]]]) -> dict[tuple[str, str], int]:
+    """(usage, image name) -> index of its last row in fer2013new.csv."""
+    return {(u, name): i for i, (u, name, _) in enumerate(rows) if name}
+
+
+def repeated_names(new_path: Path) -> list[dict[str, Any]]:
+    """fer2013new.csv rows whose image name a later row of the same split uses again: the folders hold one PNG
+    per name (the later row's pixels), so both layouts keep only the later row. Lines are 1-based file lines."""
+    rows = read_votes_csv(new_path)
+    last = _last_rows(rows)
+    return [{"line": i + 2, "name": name, "kept_line": last[(u, name)] + 2}
+            for i, (u, name, _) in enumerate(rows) if name and last[(u, name)] != i]  # fmt: skip
 
 
 def _load_folder_layout(
@@ -162,6 +185,7 @@ def load(cfg: DataConfig) -> FaceDataset:
             new_path = base / "fer2013new.csv"
             images, raw, split, ids = _load_folder_layout(base, new_path if new_path.is_file() else None)
             votes_from = "fer2013new.csv" if new_path.is_file() else "label.csv"
+        repeated = repeated_names(base / "fer2013new.csv") if votes_from == "fer2013new.csv" else []
         found = {s: int((split == i).sum()) for i, s in enumerate(SPLITS)}
         counts = raw[:, : len(classes)]  # unknown, NF (and contempt for 7 classes) are dropped
         no_votes = counts.sum(1) == 0
@@ -186,6 +210,7 @@ def load(cfg: DataConfig) -> FaceDataset:
                 "votes_from": votes_from,
                 **options,
                 "found": found,
+                "repeated_names": repeated,  # rows left out in the csv layout (the folders hold one face per name)
                 "dropped": dropped,
                 "dropped_by_split": {s: int((~keep & (split == i)).sum()) for i, s in enumerate(SPLITS)},
             },
@@ -195,7 +220,8 @@ def load(cfg: DataConfig) -> FaceDataset:
                 raise EmptySplitError(f"FER+ {s} split is empty after dropping images in {base}")
         return ds
 
-    return cached("ferplus", fingerprint(files, options), build, cfg.cache)
+    # "names": the rule for repeated names changed what the csv layout keeps; older caches are rebuilt
+    return cached("ferplus", fingerprint(files, options | {"names": "one face each"}), build, cfg.cache)
 
 
 __all__ = ["load", "read_votes_csv", "read_label_csv"]
