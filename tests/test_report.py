@@ -62,6 +62,23 @@ def test_headline_names_the_costliest_region_with_its_interval_and_who_agrees(tm
     assert "**nose**" in disgust and "Grad-CAM: mouth" in disgust
 
 
+def test_headline_names_the_class_whose_probability_it_reports():
+    occ = rows("occlusion", "probability_drop", OCCLUSION, "blur")
+    scores = method_scores([], occ)
+    # target pred (the default): each face's predicted class, which for misclassified faces is another class
+    assert "the predicted class's probability drops by 0.80" in headline("happiness", scores, occ, "blur")
+    assert "faces labelled happiness" in headline("happiness", scores, occ, "blur")
+    assert "the happiness probability drops by 0.80" in headline("happiness", scores, occ, "blur", target="true")
+
+
+def test_one_region_headline_says_what_was_measured_not_a_ranking():
+    occ = [r for r in rows("occlusion", "probability_drop", {"happiness": [0, 0, 0, -0.3]}, "blur")
+           if r["region"] == "mouth"]  # fmt: skip
+    text = headline("happiness", method_scores([], occ), occ, "blur", target="true")
+    assert "costs most" not in text
+    assert "occluding the **mouth** (blur fill): the happiness probability rises by 0.30 [0.20, 0.40]" in text
+
+
 def test_report_scores_methods_against_known_evidence(tmp_path):
     findings(tmp_path)
     text = write_report(tmp_path).read_text()

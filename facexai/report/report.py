@@ -166,8 +166,25 @@ def _top(emotion: str, entry: tuple[list, list, torch.Tensor]) -> str | None:
     return regions[int(torch.nan_to_num(row, nan=-math.inf).argmax())] if row.isfinite().any() else None
 
 
-def headline(emotion: str, scores: dict, occlusion: Sequence[dict], fill: str | None) -> str:
-    """One sentence: the region whose occlusion costs the emotion most (with its CI), and which map methods agree."""
+def _explained(emotion: str, target: str) -> str:
+    """The class whose probability a row of faces labelled `emotion` reports, by the analysis' target."""
+    return f"the {emotion} probability" if target == "true" else "the predicted class's probability"
+
+
+def _change(row: dict) -> str:
+    """'drops by x [lo, hi]', or 'rises by ...' when the estimate is negative: say what was measured."""
+    est, lo, hi = (_float(row[k]) for k in ("estimate", "ci_low", "ci_high"))
+    if est >= 0:
+        return f"drops by {_ci(row)}"
+    return f"rises by {-est:.2f} [{-hi:.2f}, {-lo:.2f}]"
+
+
+def headline(emotion: str, scores: dict, occlusion: Sequence[dict], fill: str | None, target: str = "pred") -> str:
+    """One sentence: the region whose occlusion costs the emotion most (with its CI), and which map methods agree.
+
+    It names the class whose probability it reports: the true class (target "true") or each face's predicted
+    class (target "pred", the default), on the faces labelled `emotion`. With one region measured it says what
+    was measured, not a ranking."""
     maps = {m: _top(emotion, v) for m, v in scores.items() if not m.startswith("occlusion/")}
     if fill is not None:
         top = _top(emotion, scores[f"occlusion/{fill}"])
@@ -179,20 +196,21 @@ def headline(emotion: str, scores: dict, occlusion: Sequence[dict], fill: str | 
         if top is None:
             return f"**{emotion}**: no images of this emotion in the analysed split."
         drop, acc = rows[(top, OCC_MEASURE)], rows.get((top, "accuracy_drop"))
-        text = (
-            f"**{emotion}**: occluding the **{top}** ({fill} fill) costs most: the {emotion} probability drops "
-            f"by {_ci(drop)}"
-        )
-        text += f" and accuracy by {_ci(acc)}" if acc else ""
-        text += f" (n={drop['n']}, 95% bootstrap CI)"
-        agree = [label(m) for m, t in maps.items() if t == top]
+        one = len({region for region, _ in rows}) == 1
+        what = f"occluding the **{top}** ({fill} fill)" + (":" if one else " costs most:")
+        text = f"**{emotion}**: {what} {_explained(emotion, target)} {_change(drop)}"
+        text += f" and accuracy {_change(acc)}" if acc else ""
+        text += f" (faces labelled {emotion}, n={drop['n']}, 95% bootstrap CI)"
+        agree = [] if one else [label(m) for m, t in maps.items() if t == top]
     else:
         votes = [t for t in maps.values() if t]
         if not votes:
             return f"**{emotion}**: no images of this emotion in the analysed split."
         top = max(dict.fromkeys(votes), key=votes.count)
         agree = [label(m) for m, t in maps.items() if t == top]
-        text = f"**{emotion}**: the **{top}** gets the most attribution per unit of area under {', '.join(agree)}"
+        cls = f"the {emotion} class" if target == "true" else "the predicted class"
+        text = (f"**{emotion}**: the **{top}** gets the most attribution (for {cls}) per unit of area under "
+                f"{', '.join(agree)}")  # fmt: skip
         agree = []  # already said
     other = [f"{label(m)}: {t}" for m, t in maps.items() if t and t != top]
     if agree:
@@ -306,7 +324,8 @@ def _intro(f: Findings) -> list[str]:
             "",
         ]
     lines += ["## Headline per emotion", ""]
-    return lines + [f"- {headline(e, f.scores, f.occlusion, f.fill)}" for e in f.emotions] + [""]
+    target = analyses.get("occlusion", analyses.get("saliency", {})).get("config", {}).get("target", "pred")
+    return lines + [f"- {headline(e, f.scores, f.occlusion, f.fill, target)}" for e in f.emotions] + [""]
 
 
 def _rankings(f: Findings) -> list[str]:
@@ -445,6 +464,7 @@ def recovery_summary(folder: str | Path) -> list[dict[str, Any]]:
         aucs = [_float(r["evidence_auc"]) for r in rs if math.isfinite(_float(r["evidence_auc"]))]
         out.append({
             "method": method, "recovered": sum(r["top_is_evidence"] == "True" for r in rs), "of": len(rs),
+            "chance": sum(_float(r["chance_top"]) for r in rs),  # expected count for a region drawn at random
             "mean_auc": sum(aucs) / len(aucs) if aucs else math.nan,
         })  # fmt: skip
     return out
