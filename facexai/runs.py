@@ -24,7 +24,7 @@ from facexai.data import FaceDataset, load_dataset
 from facexai.data.augment import Preprocess, prepare
 from facexai.emotions import Emotion
 from facexai.errors import ClassMismatchError, ConfigError, DataNotFoundError, MalformedDataError, RunNotFoundError
-from facexai.io.files import atomic_save, read_csv, staged, write_json
+from facexai.io.files import atomic_save, load_torch, read_csv, staged, write_json
 from facexai.models import create_model, get_spec
 from facexai.provenance import git_commit, now, provenance
 
@@ -88,6 +88,11 @@ class Engine:
     def model(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def facts(self) -> dict[str, str]:
+        """How a pass ran, for provenance: precision and memory format."""
+        return {"precision": "bf16 autocast" if self.bf16 else "fp32",
+                "memory_format": "channels_last" if self.channels_last else "contiguous"}  # fmt: skip
 
 
 @torch.no_grad()
@@ -270,7 +275,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     file = path / "checkpoint.pt" if path.is_dir() else path
     if not file.is_file():
         raise RunNotFoundError(f"no checkpoint at {file} (a finished run folder holds checkpoint.pt)")
-    ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    ckpt = load_torch(file)
+    if not isinstance(ckpt, dict) or "meta" not in ckpt:
+        raise MalformedDataError(f"{file}: not a facexai checkpoint (no meta); expected one written by train")
     meta = ckpt["meta"]
     if meta["model"] == "imported":
         return _load_imported(file.parent / meta["file"], meta["format"]).to(device).eval(), meta
@@ -279,8 +286,11 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     return model.to(device).eval(), meta
 
 
-def open_run(run: str | Path, device: str = "auto") -> Run:
-    """A finished run folder: its model (eval mode) on the device, config, metadata, metrics and history."""
+def open_run(run: str | Path, device: str = "auto", bf16: bool = False) -> Run:
+    """A finished run folder: its model (eval mode) on the device, config, metadata, metrics and history.
+
+    Its predictions (Run.predict: scoring, the analysed classes) run in fp32 unless `bf16` asks for autocast,
+    whatever the training used: one rule for every scoring pass."""
     path = Path(run)
     if not (path / "config.json").is_file():
         raise RunNotFoundError(f"not a run folder (no config.json): {path}")
@@ -290,7 +300,7 @@ def open_run(run: str | Path, device: str = "auto") -> Run:
         model, meta = load_checkpoint(path, engine.device)
         return Run(path, model, meta, engine)
     cfg = from_dict(saved)
-    engine = Engine.from_config(dataclasses.replace(cfg, device=device))
+    engine = Engine.from_config(dataclasses.replace(cfg, device=device, bf16=bf16))
     model, meta = load_checkpoint(path, engine.device)
     metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}
     history = read_csv(path / "history.csv") if (path / "history.csv").is_file() else []
@@ -360,13 +370,15 @@ def evaluate(
     device: str = "auto",
     data: FaceDataset | None = None,
     label_mode: str | None = None,
+    bf16: bool = False,
 ) -> dict[str, Any]:
-    """Metrics of a run's model on one split of the data set it was trained on (or of `data`).
+    """Metrics of a run's model on one split of the data set it was trained on (or of `data`), in fp32
+    unless `bf16` (autocast); `precision` and `memory_format` say how it ran.
 
     `label_mode` scores against the votes read another way (FER+): Barsoum et al. score every
     training mode on the majority-vote val and test faces.
     """
-    run = run if isinstance(run, Run) else open_run(run, device)
+    run = run if isinstance(run, Run) else open_run(run, device, bf16)
     data = run_data(run, data, data_root, label_mode)
     if data.name == "imagefolder":
         data = adapt_classes(data, run.classes)
@@ -375,12 +387,13 @@ def evaluate(
     loss = float(M.soft_cross_entropy(logits, part.targets()))
     summary = M.summarize(logits.argmax(1), part.labels, data.classes, loss)
     return {"split": split, **({"label_mode": label_mode} if label_mode else {}), **summary,
-            "epoch": run.meta["epoch"]}  # fmt: skip
+            "epoch": run.meta["epoch"], **run.engine.facts()}  # fmt: skip
 
 
 def write_evaluation(
     run: str | Path, split: str = "test", data_root: str | None = None, device: str = "auto",
     label_mode: str | None = None, data: FaceDataset | None = None, out: str | Path | None = None,
+    bf16: bool = False, threads: int | None = None,
 ) -> tuple[dict[str, Any], Path]:  # fmt: skip
     """`evaluate` written with its own provenance as metrics-<split>[-<label mode>].json into the run folder
     (the run's provenance.json stays its training's), or as metrics.json into `out` (data from elsewhere,
@@ -388,12 +401,16 @@ def write_evaluation(
     if data is not None and out is None:
         raise ConfigError("evaluating a run on other data writes into --out; give a folder")
     started, commit = now(), git_commit()
-    m = evaluate(run, split, data_root, device, data=data, label_mode=label_mode)
-    settings = {"run": str(run), "split": split, "label_mode": label_mode, "data_root": data_root}
+    if threads is not None:
+        torch.set_num_threads(threads)
+    m = evaluate(run, split, data_root, device, data=data, label_mode=label_mode, bf16=bf16)
+    settings = {"run": str(run), "split": split, "label_mode": label_mode, "data_root": data_root, "bf16": bf16,
+                "threads": threads}  # fmt: skip
     if data is not None:
         settings["data"] = {"name": data.name, "source": data.meta.get("source"), "n": m["n"]}
         m |= {"excluded": data.meta.get("excluded", {}), "absent": data.meta.get("absent", [])}
-    m["provenance"] = provenance(settings, resolve_device(device), started, commit)
+    m["provenance"] = provenance(settings, resolve_device(device), started, commit, bf16=bf16,
+                                 precision=m["precision"], memory_format=m["memory_format"])
     name = f"metrics-{split}{f'-{label_mode}' if label_mode else ''}.json"
     path = write_json(Path(out) / "metrics.json" if out is not None else Path(run) / name, m)
     return m, path

@@ -27,7 +27,7 @@ from facexai.data import FaceDataset, load_dataset
 from facexai.data.augment import Preprocess, channel_stats, prepare, random_affine
 from facexai.errors import ConfigError, RunNotFoundError
 from facexai.io import figures
-from facexai.io.files import atomic_save, write_csv, write_json
+from facexai.io.files import atomic_save, load_torch, write_csv, write_json
 from facexai.io.progress import progress_bar
 from facexai.metrics import soft_cross_entropy
 from facexai.models import create_model, get_spec
@@ -183,7 +183,7 @@ def _folders(cfg: TrainConfig, out: str | Path, name: str, resume: str | Path | 
         partial = Path(resume)
         if not (partial / "state.pt").is_file():
             raise RunNotFoundError(f"cannot resume: {partial / 'state.pt'} not found (only unfinished runs resume)")
-        state = torch.load(partial / "state.pt", weights_only=True)
+        state = load_torch(partial / "state.pt")
         final = partial.parent / partial.name.removeprefix(".").removesuffix(".partial")
         return from_dict(state["config"]), partial, final, state
     final = Path(out) / f"{name}-{cfg.model}-s{cfg.seed}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -415,7 +415,7 @@ def fit(
     cfg, partial, final, state = _folders(cfg, out, name, resume) if w.main else (cfg, None, None, None)
     cfg, partial, final = parallel.broadcast((cfg, partial, final))  # rank 0 names the run
     if state is None and resume is not None:
-        state = torch.load(Path(partial) / "state.pt", weights_only=True)
+        state = load_torch(Path(partial) / "state.pt")
     _check(cfg)
     if threads or cfg.threads:
         torch.set_num_threads(threads or cfg.threads)
@@ -439,8 +439,16 @@ def fit(
     def save() -> None:  # the first segment's start and commit are the run's
         atomic_save({"config": config, **loop.state(), "segments": segments}, partial / "state.pt")
 
-    gflop = _epochs(loop, cfg, engine, (train, val), pre, partial, save, console, progress)
-    result = _test_metrics(loop, cfg, (val, test), pre, engine, data.classes)
+    if w.main and state is None:
+        save()  # resumable from the start: a run stopped inside its first epoch continues from epoch 0
+    try:
+        gflop = _epochs(loop, cfg, engine, (train, val), pre, partial, save, console, progress)
+    except KeyboardInterrupt:
+        console.print(f"interrupted after {len(loop.history)} finished epoch(s); continue with: "
+                      f"facexai train {name} --resume {partial}")  # fmt: skip
+        raise
+    scoring = Engine(engine.device, False, engine.channels_last)  # every scoring pass in fp32 (runs.open_run)
+    result = _test_metrics(loop, cfg, (val, test), pre, scoring, data.classes) | scoring.facts()
     ckpt = _checkpoint(loop.evaluated.state_dict(), cfg, data, pre, result["epoch"])
     if w.main:
         _write_run(partial, final, loop, cfg, data, (train, val, test), pre, engine, result, ckpt,
@@ -462,7 +470,7 @@ def _write_run(partial, final, loop, cfg, data, parts, pre, engine, result, ckpt
         facts["config"], engine.device, facts["started"], facts["commit"], bf16=engine.bf16,
         channels_last=engine.channels_last, data={"name": data.name, "meta": data.meta, "sizes": sizes},
         train_seconds=round(sum(r["seconds"] for r in loop.history), 1), resumed=facts["resumed"],
-        segments=facts["segments"], forward_gflop_per_image=gflop,
+        segments=facts["segments"], forward_gflop_per_image=gflop, test_pass=engine.facts() | {"precision": "fp32"},
         train_pflop=round(len(loop.history) * len(train) * gflop / 1e6, 4), processes=parallel.world().size,
     )  # fmt: skip
     write_json(partial / "provenance.json", prov)

@@ -51,6 +51,15 @@ def test_a_run_learns_the_toy_task_and_writes_a_complete_folder(tmp_path):
     assert evaluate(run.path, data=bars())["accuracy"] == run.metrics["accuracy"]
 
 
+def test_every_scoring_pass_is_fp32_unless_asked_and_says_so(tmp_path):
+    run = fit(dataclasses.replace(FAST, epochs=1, bf16=True), out=tmp_path, data=bars(), progress=False)
+    assert run.metrics["precision"] == "fp32" and run.metrics["memory_format"] == "channels_last"
+    prov = json.loads((run.path / "provenance.json").read_text())
+    assert prov["bf16"] and prov["test_pass"] == {"precision": "fp32", "memory_format": "channels_last"}
+    assert evaluate(run.path, data=bars())["precision"] == "fp32"
+    assert evaluate(run.path, data=bars(), bf16=True)["precision"] == "bf16 autocast"
+
+
 def test_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path):
     a = fit(FAST, out=tmp_path / "a", data=bars(), progress=False)
     b = fit(FAST, out=tmp_path / "b", data=bars(), progress=False)
@@ -59,14 +68,14 @@ def test_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path):
     assert losses(a) != losses(c)
 
 
-def interrupted_in_epoch_2(cfg, out, monkeypatch):
-    """Train `cfg` until a KeyboardInterrupt in epoch 2; return the run's .partial folder."""
+def interrupted_in_epoch_2(cfg, out, monkeypatch, epoch=2):
+    """Train `cfg` until a KeyboardInterrupt in `epoch`; return the run's .partial folder."""
     real = T.random_affine
     calls = {"n": 0}
 
     def crash_in_epoch_2(n, *args):
         calls["n"] += 1
-        if calls["n"] > 11:  # 84 training images / 8 per batch = 11 batches per epoch
+        if calls["n"] > 11 * (epoch - 1) + 1:  # 84 training images / 8 per batch = 11 batches per epoch
             raise KeyboardInterrupt
         return real(n, *args)
 
@@ -89,6 +98,15 @@ def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
     segments = json.loads((resumed.path / "provenance.json").read_text())["segments"]
     assert [s["after_epoch"] for s in segments] == [0, 1]  # the start, and the resume after epoch 1
     assert all(s["command"] and s["started"] for s in segments)
+
+
+def test_a_run_stopped_in_its_first_epoch_resumes_and_says_how(tmp_path, monkeypatch, capsys):
+    cfg = dataclasses.replace(FAST, epochs=2, augment=AugmentConfig())
+    whole = fit(cfg, out=tmp_path / "whole", data=bars(), progress=False)
+    partial = interrupted_in_epoch_2(cfg, tmp_path / "cut", monkeypatch, epoch=1)
+    assert f"continue with: facexai train bars --resume {partial}" in capsys.readouterr().err.replace("\n", "")
+    resumed = fit(cfg, data=bars(), resume=partial, progress=False)
+    assert losses(resumed) == losses(whole)
 
 
 def test_a_resume_may_change_the_thread_count_and_each_segment_records_its_own(tmp_path, monkeypatch):
