@@ -156,6 +156,9 @@ def train(
     classes: ClassesOpt = None,
     split: SplitOpt = None,
     variant: VariantOpt = None,
+    limit_train: Annotated[
+        int | None, typer.Option(help="Train on N training faces only (stratified by class): a quick look.")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     bf16: Annotated[
         bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: where the hardware has it).")
@@ -164,7 +167,7 @@ def train(
         int | None, typer.Option(help="CPU threads for torch (with --resume: for the rest of the run).")
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Folder that receives the run folder [default: runs].")
+        Path | None, typer.Option("--out", help="Folder that receives the run folder (default: runs/).")
     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an unfinished run (its .partial folder).")] = None,
     progress: ProgressOpt = True,
@@ -177,7 +180,8 @@ def train(
     if resume is not None:
         options = {"--data-root": data_root, "--config": config, "--epochs": epochs, "--lr": lr}
         options |= {"--batch-size": batch_size, "--seed": seed, "--model": model, "--label-mode": label_mode}
-        options |= {"--classes": classes, "--split": split, "--variant": variant, "--device": device, "--bf16": bf16}
+        options |= {"--classes": classes, "--split": split, "--variant": variant, "--device": device, "--bf16": bf16,
+                    "--limit-train": limit_train}  # fmt: skip
         _resumable(resume, dataset, options | {"--out": out_dir})  # --threads may change: it sets speed only
     cfg = load_config(config) if config else recipe(dataset.value)
     cfg = override(
@@ -197,6 +201,7 @@ def train(
             "data.classes": classes,
             "data.split": split.value if split else None,
             "data.synthetic_variant": variant.value if variant else None,
+            "data.limit_train": limit_train,
         },
     )
     run = fit(cfg, out=out_dir or Path("runs"), resume=resume, progress=progress, console=err, threads=threads)
@@ -221,6 +226,10 @@ def evaluate(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="With --folder: the folder that receives metrics.json.")
     ] = None,
+    threads: ThreadsOpt = None,
+    bf16: Annotated[
+        bool, typer.Option("--bf16/--no-bf16", help="Score under bf16 autocast (default: fp32, as every score).")
+    ] = False,
 ) -> None:
     """Score a trained run on a split of its data set, or on a labelled image folder (--folder); writes
     metrics-<split>[-<label mode>].json into the run (with --folder: metrics.json into --out)."""
@@ -228,7 +237,9 @@ def evaluate(
 
     mode = label_mode.value if label_mode else None
     data = _folder_data(folder, class_map, run, strict_classes)
-    m, path = write_evaluation(run, split.value, str(data_root) if data_root else None, device, mode, data, out_dir)
+    m, path = write_evaluation(
+        run, split.value, str(data_root) if data_root else None, device, mode, data, out_dir, bf16, threads
+    )
     out.print(_metrics_table(m, f"{run} on {folder or split.value}: accuracy {m['accuracy']:.4f}"))
     out.print(str(path))
 
@@ -267,6 +278,9 @@ def data_check(
     out.print("dropped: " + (", ".join(f"{n} ({why})" for why, n in dropped.items()) if dropped else "none"))
     shown = [f"{s} {twins} of {n}" for s, (twins, n) in facts["twins"].items()]
     out.print("pixel-identical twin in train: " + ", ".join(shown))
+    if facts["repeated_names"]:
+        rows = [f"line {r['line']} ({r['name']}; line {r['kept_line']} kept)" for r in facts["repeated_names"]]
+        out.print("names used twice in fer2013new.csv: " + ", ".join(rows), highlight=False, soft_wrap=True)
 
 
 @data_app.command("standin")
@@ -289,9 +303,7 @@ def data_standin(
 @app.command("list")
 def list_things() -> None:
     """Registered models, data sets, attribution methods and references."""
-    from facexai.data import list_datasets
-    from facexai.explain.methods import METHODS
-    from facexai.explain.references import REFERENCES
+    from facexai.catalogue import METHODS, REFERENCES
     from facexai.models import list_models
 
     t = Table(title="models")
@@ -300,18 +312,26 @@ def list_things() -> None:
     for s in list_models():
         t.add_row(s.name, f"{s.in_channels}x{s.input_size}x{s.input_size}", s.cam_layer, s.description)
     out.print(t)
-    out.print("data sets: " + ", ".join(list_datasets()))
+    out.print("data sets: " + ", ".join(DATASETS))
     m = Table(title="attribution methods (facexai.attribute / scorecard --methods)")
     for col in ("name", "kind", "what"):
         m.add_column(col)
-    for method in METHODS.values():
-        m.add_row(method.name, method.kind, method.label)
+    for name, (what, kind) in METHODS.items():
+        m.add_row(name, kind, what)
     out.print(m)
     out.print("references (occlusion fills, IG baselines): " + ", ".join(REFERENCES))
 
 
 RunOpt = Annotated[Path | None, typer.Option("--run", help="A finished run folder (default: the newest under runs/).")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Folder that receives the tables and provenance.json.")]
+NewOut = Annotated[Path, typer.Option("--out", help="Folder that receives the tables and provenance.json.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder that receives the tables and provenance.json (default: runs/<kind>/<run name>/; an existing "
+        "folder of other files, e.g. results/, gets a <run name>-<kind> subfolder).",
+    ),
+]
 LimitOpt = Annotated[int | None, typer.Option(help="Analyse only the first N images of the split.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 TargetOpt = Annotated[str, typer.Option(help="pred (predicted class) or true (labelled class).")]
@@ -330,15 +350,33 @@ Bf16Opt = Annotated[
 ]
 
 
-def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg, bf16: bool, folder=None,
-             class_map=None, strict=False):  # fmt: skip
-    from facexai.explain.analysis import load_subject
-    from facexai.runs import bf16_supported, newest_run
+def _run(run: Path | None, dataset: str | None) -> Path:
+    from facexai.runs import newest_run
 
     if run is None:
         run = newest_run("runs", dataset)
         if run is None:
             raise RunNotFoundError(f"no finished run under runs/{' for ' + dataset if dataset else ''}; pass --run")
+    return run
+
+
+def _out(out_dir: Path | None, run: Path, kind: str) -> Path:
+    """Where an analysis writes: runs/<kind>/<run name>/ by default; a given folder that already holds other
+    files and no analysis of ours (e.g. results/) gets a named subfolder instead of loose files."""
+    if out_dir is None:
+        return Path("runs") / kind / run.name
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "provenance.json").is_file():
+        out_dir = out_dir / f"{run.name}-{kind}"
+        err.print(f"{out_dir.parent} holds other files: writing into {out_dir}")
+    return out_dir
+
+
+def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg, bf16: bool, folder=None,
+             class_map=None, strict=False):  # fmt: skip
+    from facexai.explain.analysis import load_subject
+    from facexai.runs import bf16_supported
+
+    run = _run(run, dataset)
     err.print(f"analysing {run}" + (f" on {folder}" if folder else ""))
     data = _folder_data(folder, class_map, run, strict)
     subject = load_subject(run, cfg, data=data, data_root=str(data_root) if data_root else None)
@@ -350,7 +388,7 @@ def _subject(run: Path | None, dataset: str | None, data_root: Path | None, cfg,
 @app.command()
 @domain_errors
 def saliency(
-    out_dir: OutOpt,
+    out_dir: OutOpt = None,
     run: RunOpt = None,
     methods: Annotated[str, typer.Option(help="Comma-separated: gradcam, gradcampp, hirescam, ig.")] = (
         "gradcam,gradcampp,hirescam,ig"
@@ -387,6 +425,8 @@ def saliency(
         methods=tuple(m.strip() for m in methods.split(",")), target=target, ig_steps=ig_steps,
         ig_baseline=ig_baseline, sanity_n=sanity_n, galleries=galleries, bf16=bf16, progress=progress,
     )  # fmt: skip
+    run = _run(run, dataset)
+    out_dir = _out(out_dir, run, "findings")
     subject = _subject(run, dataset, data_root, scfg, bf16, folder, class_map, strict_classes)
     paths, sanity = write_saliency(out_dir, subject, cfg, started, commit)
     _warn_flagged(sanity)
@@ -402,7 +442,7 @@ def _warn_flagged(sanity: list[dict]) -> None:
 @app.command()
 @domain_errors
 def occlude(
-    out_dir: OutOpt,
+    out_dir: OutOpt = None,
     region: Annotated[
         str,
         typer.Option(
@@ -442,6 +482,8 @@ def occlude(
         progress=progress,
     )  # fmt: skip
     scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
+    run = _run(run, dataset)
+    out_dir = _out(out_dir, run, "findings")
     subject = _subject(run, dataset, data_root, scfg, bf16, folder, class_map, strict_classes)
     for path in write_occlusion(out_dir, subject, cfg, started, commit):
         out.print(str(path))
@@ -450,7 +492,7 @@ def occlude(
 @app.command()
 @domain_errors
 def truth(
-    out_dir: OutOpt,
+    out_dir: OutOpt = None,
     run: RunOpt = None,
     split: Annotated[Split, typer.Option(help="Which split to intervene on.")] = Split.test,
     dataset: DatasetOpt = None,
@@ -466,13 +508,15 @@ def truth(
 
     started, commit = now(), git_commit()
     scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
-    out.print(str(write_truth(out_dir, _subject(run, dataset, None, scfg, False), started, commit, progress)))
+    run = _run(run, dataset)
+    subject = _subject(run, dataset, None, scfg, False)
+    out.print(str(write_truth(_out(out_dir, run, "truth"), subject, started, commit, progress)))
 
 
 @app.command()
 @domain_errors
 def scorecard(
-    out_dir: OutOpt,
+    out_dir: OutOpt = None,
     run: RunOpt = None,
     methods: Annotated[str, typer.Option(help="Comma-separated methods to score (see `facexai list`).")] = ",".join(
         ("gradcam", "gradcampp", "hirescam", "layercam", "gradcam_fine", "ig", "ig_blur", "expected_gradients",
@@ -509,6 +553,8 @@ def scorecard(
         road_n=road_n, ig_steps=ig_steps, bf16=bf16, progress=progress,
     )  # fmt: skip
     scfg = SubjectConfig(split=split.value, limit=limit, device=device, threads=threads)
+    run = _run(run, dataset)
+    out_dir = _out(out_dir, run, "scorecard")
     subject = _subject(run, dataset, data_root, scfg, bf16, folder, class_map, strict_classes)
     path = write_scorecard(out_dir, subject, cfg, started, commit)
     _print_verdicts(path.parent / "scorecard.csv")
@@ -533,7 +579,7 @@ def _print_verdicts(table: Path) -> None:
 @app.command()
 @domain_errors
 def study(
-    out_dir: OutOpt,
+    out_dir: NewOut,
     run: Annotated[list[Path], typer.Option("--run", help="A finished run folder; repeat once per seed.")],
     label: Annotated[list[str] | None, typer.Option(help="A name per run, in order (default: s0, s1, ...).")] = None,
     others: Annotated[
@@ -575,7 +621,7 @@ def study(
 @domain_errors
 def explain_photos(
     photos: Annotated[list[Path], typer.Argument(help="Photos, or folders of photos (jpg, png, bmp, webp).")],
-    out_dir: OutOpt,
+    out_dir: NewOut,
     run: RunOpt = None,
     threshold: Annotated[float, typer.Option(help="dlib's face detection score a face must reach.")] = 0.5,
     detect: Annotated[
@@ -698,11 +744,11 @@ def _print_recovery(folder: Path) -> None:
     summary = recovery_summary(folder)
     if not summary:
         return
-    t = Table(title="known evidence recovered (synthetic faces)")
-    for col in ("method", "top region is evidence", "mean evidence AUC (0.5 = chance)"):
+    t = Table(title="known evidence recovered (synthetic faces; AUC 0.5 = chance)")
+    for col in ("method", "top is evidence", "chance", "mean AUC"):
         t.add_column(col)
     for r in summary:
-        t.add_row(label(r["method"]), f"{r['recovered']}/{r['of']}", f"{r['mean_auc']:.2f}")
+        t.add_row(label(r["method"]), f"{r['recovered']}/{r['of']}", f"{r['chance']:.1f}", f"{r['mean_auc']:.2f}")
     out.print(t)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import tomllib
 
@@ -42,6 +43,28 @@ def check_reads(dataset: str, **given: Any) -> None:
             raise ConfigError(f"{flag} applies to {' and '.join(owners)} only; {dataset} does not read it")
 
 
+def check_fields(cfg: Any, limits: dict[str, tuple[float | None, float | None]]) -> None:
+    """Each setting of the declared type (an int is no bool, a float may be an int) and within (low, high):
+    a wrong value fails here, one line, before any folder is made (e.g. classes="8", epochs=0)."""
+    hints = get_type_hints(type(cfg))
+    for f in fields(cfg):
+        value, kind = getattr(cfg, f.name), hints[f.name]
+        origin = get_origin(kind)
+        members = (kind,) if origin is None else get_args(kind) if origin in (Union, UnionType) else ()
+        allowed = tuple(t for t in members if t in (int, float, bool, str, type(None)))
+        if not allowed:
+            continue  # nested tables check themselves
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        ok |= float in allowed and isinstance(value, int) and not isinstance(value, bool)
+        if not ok:
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            raise ConfigError(f"{f.name} must be {names}, got {value!r} ({type(value).__name__})")
+        low, high = limits.get(f.name, (None, None))
+        if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+            bounds = f"at least {low}" if high is None else f"at most {high}" if low is None else f"{low} to {high}"
+            raise ConfigError(f"{f.name} must be {bounds}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "synthetic"  # a name in DATASETS
@@ -60,6 +83,15 @@ class DataConfig:
     image_size: int = 100  # imagefolder: every image centre-cropped and resized to this side, pixels
     carve: bool = False  # imagefolder without split folders: carve train/val/test (else every image is test)
     cache: bool = True  # decode once, reuse the tensor file while the source is unchanged
+    limit_train: int | None = None  # a stratified subset of N training faces, for a quick look at real data
+
+    def __post_init__(self) -> None:
+        limits = {"val_fraction": (0.0, 0.9), "synthetic_n": (1, None), "limit_train": (1, None)}
+        check_fields(self, limits | {"synthetic_size": (8, None), "image_size": (8, None), "shortcut_rate": (0.0, 1.0)})
+        if self.classes not in (7, 8):
+            raise ConfigError(f"classes must be 7 or 8, got {self.classes!r}")
+        if self.synthetic_channels not in (1, 3):
+            raise ConfigError(f"synthetic_channels must be 1 or 3, got {self.synthetic_channels!r}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +99,9 @@ class AugmentConfig:
     rotation: float = 10.0  # degrees, uniform in [-rotation, rotation]
     scale: float = 0.1  # uniform factor in [1 - scale, 1 + scale]
     flip: bool = True  # horizontal flip with probability 0.5
+
+    def __post_init__(self) -> None:
+        check_fields(self, {"rotation": (0.0, 180.0), "scale": (0.0, 0.9)})
 
 
 @dataclass(frozen=True)
@@ -102,6 +137,11 @@ class TrainConfig:
     sync_bn: bool = False  # under torchrun on GPUs: batch norm over the global batch (SyncBatchNorm; not on CPUs)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        limits = {"input_size": (8, None), "epochs": (1, None), "batch_size": (1, None), "lr": (0.0, None)}
+        limits |= {"warmup": (0.0, 0.99), "label_smoothing": (0.0, 0.99), "ema_decay": (0.0, 0.99999999)}
+        check_fields(self, limits | {"threads": (1, None), "lr_patience": (0, None), "early_stop_patience": (0, None)})
 
 
 _NESTED = {"augment": AugmentConfig, "data": DataConfig}

@@ -27,8 +27,8 @@ SEVEN: tuple[Emotion, ...] = CANONICAL[:7]  # seed B: FER+ without contempt
 
 def classes_for(n: int) -> tuple[Emotion, ...]:
     """The first `n` canonical emotions: 7 (seed B, no contempt) or 8 (Barsoum)."""
-    if n not in (7, 8):
-        raise ConfigError(f"classes must be 7 or 8, got {n}")
+    if isinstance(n, bool) or n not in (7, 8):
+        raise ConfigError(f"classes must be the number 7 or 8, got {n!r}")
     return CANONICAL[:n]
 
 

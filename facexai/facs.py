@@ -91,13 +91,11 @@ def evidence() -> dict[str, dict[str, list[str]]]:
 
 
 def parse_regions(text: str) -> tuple[FaceRegion, ...]:
-    """"all" or comma-separated region names -> regions, in the order given."""
-    names = [r.strip() for r in text.split(",")]
+    """"all" or comma-separated region names (any case) -> regions, in the order given."""
+    names = [r.strip().lower() for r in text.split(",")]
     if names == ["all"]:
         return tuple(FaceRegion)
-    try:
-        return tuple(FaceRegion(n) for n in names)
-    except ValueError:
-        raise ConfigError(
-            f"unknown region in {text!r}; expected all or some of {', '.join(r.value for r in FaceRegion)}"
-        ) from None
+    known = [r.value for r in FaceRegion]
+    if unknown := [n for n in names if n not in known]:
+        raise ConfigError(f"unknown region {unknown[0]!r} in {text!r}; expected all or some of {', '.join(known)}")
+    return tuple(FaceRegion(n) for n in names)

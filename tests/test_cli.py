@@ -183,7 +183,7 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     assert analyses["occlusion"]["config"]["bf16"] and not analyses["saliency"]["config"]["bf16"]
     result = invoke("report", out, "--html")
     assert result.exit_code == 0, result.output
-    assert "top region is evidence" in result.output  # the recovery table
+    assert "top is evidence" in result.output and "chance" in result.output  # the recovery table
     page = (out / "report.html").read_text()
     images = re.findall(r'<img src="([^"]*)"', page)
     assert images and all(src.startswith("data:image/png;base64,") for src in images)  # self-contained
@@ -221,3 +221,20 @@ def test_data_standin_writes_a_rafdb_tree_that_data_check_reads(tmp_path):
     assert result.exit_code == 0, result.output
     result = invoke("data", "standin", labels, "--out", tree, "--no-progress")
     assert result.exit_code == 2 and "already exists" in result.stderr
+
+
+def test_analyses_default_to_a_folder_under_runs_and_never_scatter_files_into_a_full_one(tmp_path, monkeypatch):
+    from conftest import SYNTHETIC_RUN
+
+    monkeypatch.chdir(tmp_path)
+    args = ("occlude", "--run", SYNTHETIC_RUN, "--region", "Mouth", "--limit", 4, "--no-progress")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "findings" / "synthetic-small" / "occlusion.csv").is_file()
+    tracked = tmp_path / "results"
+    tracked.mkdir()
+    (tracked / "README.md").write_text("committed")
+    result = invoke(*args, "--out", tracked)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tracked.iterdir()) == ["README.md", "synthetic-small-findings"]
+    assert (tracked / "synthetic-small-findings" / "occlusion.csv").is_file()

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from facexai.config import RECIPES, TrainConfig, from_dict, load_config, override, recipe, to_dict
+from facexai.config import RECIPES, DataConfig, TrainConfig, from_dict, load_config, override, recipe, to_dict
 from facexai.errors import ConfigError, DataNotFoundError, MalformedDataError
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -98,3 +98,24 @@ def test_the_image_folder_recipe_is_the_fast_fer_plus_recipe_on_carved_splits():
     folder, fast = recipe("imagefolder"), load_config(EXPERIMENTS / "ferplus_fast.toml")
     assert dataclasses.replace(folder, data=fast.data) == fast
     assert folder.data.dataset == "imagefolder" and folder.data.carve
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: DataConfig(classes="8"), "classes must be int, got '8' (str)"),
+        (lambda: DataConfig(classes=9), "classes must be 7 or 8, got 9"),
+        (lambda: TrainConfig(epochs=0), "epochs must be at least 1, got 0"),
+        (lambda: TrainConfig(batch_size=True), "batch_size must be int, got True (bool)"),
+        (lambda: TrainConfig(lr="0.1"), "lr must be float, got '0.1' (str)"),
+        (lambda: TrainConfig(bf16="yes"), "bf16 must be bool or None, got 'yes' (str)"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_or_range_is_one_line_naming_it(make, message):
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_an_int_is_accepted_where_a_float_is_declared():
+    assert TrainConfig(lr=1).lr == 1

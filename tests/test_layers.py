@@ -16,7 +16,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "facexai"
 LAYERS = [
-    {"errors", "config", "emotions", "facs", "io", "provenance", "metrics", "models", "parallel"},
+    {"errors", "config", "emotions", "facs", "catalogue", "io", "provenance", "metrics", "models", "parallel"},
     {"data", "faces"},
     {"runs"},
     {"training", "explain"},

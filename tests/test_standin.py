@@ -60,7 +60,7 @@ def test_tree_loads_as_rafdb_with_the_label_files_labels(tmp_path):
     assert len({img.numpy().tobytes() for img in ds.images}) == 14
 
 
-def test_same_seed_same_bytes_other_seed_other_faces_limit_is_a_prefix(tmp_path):
+def test_same_seed_same_bytes_other_seed_other_faces_limit_keeps_both_splits(tmp_path):
     labels = label_file(tmp_path)
     a = files(write_rafdb_standin(labels, tmp_path / "a", seed=3))
     b = files(write_rafdb_standin(labels, tmp_path / "b", seed=3))
@@ -68,11 +68,13 @@ def test_same_seed_same_bytes_other_seed_other_faces_limit_is_a_prefix(tmp_path)
     assert a == b
     images = [k for k in a if k.endswith("_aligned.jpg")]
     assert len(images) == 14 and all(a[k] != c[k] for k in images)
-    # the first `limit` lines, byte for byte, and the same faces as in the full tree
+    # `limit` lines, train and test in the file's proportion (7:7 -> 3 and 2 of 5), byte for byte,
+    # and the same faces as in the full tree
     d = files(write_rafdb_standin(labels, tmp_path / "d", seed=3, limit=5))
-    kept = [rafdb.aligned_name(n) for n, _ in PAIRS[:5]]
+    pairs = PAIRS[:3] + PAIRS[7:9]
+    kept = [rafdb.aligned_name(n) for n, _ in pairs]
     assert sorted(k for k in d if k.endswith("_aligned.jpg")) == sorted(str(RAFDB_ALIGNED / k) for k in kept)
-    assert d[str(RAFDB_LABEL_FILE)] == "".join(f"{n} {lab}\n" for n, lab in PAIRS[:5]).encode()
+    assert d[str(RAFDB_LABEL_FILE)] == "".join(f"{n} {lab}\n" for n, lab in pairs).encode()
     assert all(d[str(RAFDB_ALIGNED / k)] == a[str(RAFDB_ALIGNED / k)] for k in kept)
 
 
@@ -117,15 +119,16 @@ def test_bad_options_are_config_errors(tmp_path, option):
     assert not (tmp_path / "tree").exists()
 
 
-def test_real_label_file_first_lines(tmp_path):
-    """The real label file, first 20 lines (all train_*): names, labels and 100x100 faces."""
+def test_real_label_file_limit_keeps_train_and_test_lines(tmp_path):
+    """The real label file (12,271 train and 3,068 test lines), limit 20: the first 16 train and the first 4 test
+    lines (names, labels, 100x100 faces), so a limited tree has a test split."""
     path = shared_data("rafdb", "basic", "EmoLabel", "list_patition_label.txt")
     out = write_rafdb_standin(path, tmp_path / "tree", limit=20)
-    first = path.read_bytes().splitlines(keepends=True)[:20]
-    assert (out / RAFDB_LABEL_FILE).read_bytes() == b"".join(first)
     names, labels = rafdb.read_partition(out / RAFDB_LABEL_FILE)
     real_names, real_labels = rafdb.read_partition(path)
-    assert names == real_names[:20] and torch.equal(labels, real_labels[:20])
+    first_test = next(i for i, n in enumerate(real_names) if n.startswith("test"))
+    assert names == real_names[:16] + real_names[first_test : first_test + 4]
+    assert torch.equal(labels, torch.cat([real_labels[:16], real_labels[first_test : first_test + 4]]))
     assert SEVEN[int(labels[0])] == Emotion.SADNESS  # `train_00001.jpg 5`
     images = decode_many([out / RAFDB_ALIGNED / rafdb.aligned_name(n) for n in names], channels=3)
     assert images.shape == (20, 3, 100, 100)

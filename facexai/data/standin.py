@@ -38,13 +38,21 @@ def _check(out: Path, size: int, seed: int, limit: int | None) -> None:
         raise ConfigError(f"stand-in output already exists and is not empty: {out}")
 
 
-def _label_text(label_file: Path, limit: int | None) -> bytes:
-    """The label file's bytes, or its first `limit` entry lines (blank lines skipped, as the parser does)."""
-    data = label_file.read_bytes()
-    if limit is None:
-        return data
-    kept = [line for line in data.splitlines(keepends=True) if line.strip()][:limit]
-    return b"".join(kept)
+def _kept(names: list[str], limit: int | None) -> list[int]:
+    """Indices of the label lines a `limit` keeps: train and test lines in the file's proportion (at least one
+    test line when the file has any), the first of each, in file order; all lines without a limit."""
+    if limit is None or limit >= len(names):
+        return list(range(len(names)))
+    test = [i for i, n in enumerate(names) if n.startswith("test")]
+    train = [i for i, n in enumerate(names) if not n.startswith("test")]
+    k_test = min(len(test), max(1 if test and limit > 1 else 0, round(limit * len(test) / len(names))))
+    return sorted(train[: limit - k_test] + test[:k_test])
+
+
+def _label_text(label_file: Path, kept: list[int]) -> bytes:
+    """The label file's entry lines that are kept (blank lines skipped, as the parser does)."""
+    lines = [line for line in label_file.read_bytes().splitlines(keepends=True) if line.strip()]
+    return b"".join(lines[i] if lines[i].endswith(b"\n") else lines[i] + b"\n" for i in kept)
 
 
 def _block_seed(seed: int, block: int) -> int:
@@ -74,7 +82,8 @@ def write_rafdb_standin(
 ) -> Path:
     """Write a RAF-DB basic tree at `out` whose images are synthetic faces with the label file's emotions.
 
-    out/basic/EmoLabel/list_patition_label.txt is the label file (its first `limit` lines if given) and
+    out/basic/EmoLabel/list_patition_label.txt is the label file (with `limit`, that many of its lines, train
+    and test in the file's proportion) and
     out/basic/Image/aligned/<stem>_aligned.jpg one face per line, deterministic in `seed`. All or nothing:
     built in a hidden temp folder beside `out` and renamed into place; `out` must be absent or empty.
     Returns `out` (the folder holding basic/, a valid RAF-DB data root).
@@ -82,11 +91,10 @@ def write_rafdb_standin(
     label_file, out = Path(label_file), Path(os.path.abspath(Path(out).expanduser()))
     _check(out, size, seed, limit)
     names, labels = rafdb.read_partition(label_file)  # (N,) canonical SEVEN indices; raises naming file and line
-    text = _label_text(label_file, limit)
-    if limit is not None:
-        names, labels = names[:limit], labels[:limit]
-    labels = labels.numpy()
-    n = len(names)
+    kept = _kept(names, limit)
+    text = label_file.read_bytes() if limit is None else _label_text(label_file, kept)
+    labels = labels.numpy()  # every line's label: face i is drawn from its line's block, whatever is kept
+    n = len(kept)
     # render sub-batches sized like synthetic.generate's: bounds the float canvas to about 32 MB
     batch = max(16, 2**21 // (size * size * 3))
 
@@ -102,17 +110,19 @@ def write_rafdb_standin(
         (base / rafdb.LABEL_FILE).write_bytes(text)
         with bar:
             task = bar.add_task("stand-in faces", total=n)
-            for b, start in enumerate(range(0, n, BLOCK)):
-                stop = min(start + BLOCK, n)
-                # always draw a full block (padded labels), so a short last block or `limit` changes no face
+            for b in sorted({i // BLOCK for i in kept}):
+                start = b * BLOCK
+                # always draw a full block of the file's lines, so `limit` changes no face
                 padded = np.zeros(BLOCK, np.int64)  # (BLOCK,) SEVEN indices
-                padded[: stop - start] = labels[start:stop]
-                params = synthetic.sample_params(padded, _block_seed(seed, b))[: stop - start]
-                for s in range(0, stop - start, batch):
+                block = labels[start : start + BLOCK]
+                padded[: len(block)] = block
+                here = [i for i in kept if i // BLOCK == b]
+                params = synthetic.sample_params(padded, _block_seed(seed, b))[np.array(here) - start]
+                for s in range(0, len(here), batch):
                     images = synthetic.render(params[s : s + batch], size, 3)  # (B, 3, size, size) uint8
                     jpegs = encode_jpeg(list(torch.from_numpy(images)), quality=QUALITY)
-                    for name, data in zip(names[start + s : start + s + len(images)], jpegs, strict=True):
-                        write_file(str(aligned / rafdb.aligned_name(name)), data)
+                    for i, data in zip(here[s : s + len(images)], jpegs, strict=True):
+                        write_file(str(aligned / rafdb.aligned_name(names[i])), data)
                     bar.update(task, advance=len(images))
         (tmp / STANDIN_NOTE).write_text(_note(label_file.resolve(), n, size, seed))
         os.replace(tmp, out)  # replaces an empty `out`; fails (and cleans up) if it filled up meanwhile

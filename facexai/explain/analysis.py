@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from facexai import parallel
+from facexai.config import check_fields
 from facexai.data import SPLITS, FaceDataset
 from facexai.data.augment import prepare
 from facexai.errors import ConfigError
@@ -49,6 +50,9 @@ class SubjectConfig:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        limit = self.limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"limit must be a positive number of images, got {self.limit!r}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class ExplainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        limits = {"ig_steps": (1, None), "batch_size": (1, None), "sanity_n": (0, None), "n_boot": (1, None)}
+        check_fields(self, limits | {"alpha": (0.0, 1.0)})
         for m in self.methods:
             if get_method(m).kind not in ("map", "null"):
                 raise ConfigError(f"{m} is not a map method; expected some of {', '.join(MAP_METHODS)}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from facexai.catalogue import METHODS as CATALOGUE
 from facexai.errors import ConfigError
 from facexai.explain import gradcam, integrated, nulls, occlusion, shapley
 from facexai.explain.base import Attribution, Settings
@@ -33,20 +34,24 @@ def register(method: Method) -> Method:
     return method
 
 
-register(Method("gradcam", "Grad-CAM", "map", gradcam.attribute_cam("gradcam")))
-register(Method("gradcampp", "Grad-CAM++", "map", gradcam.attribute_cam("gradcampp")))
-register(Method("hirescam", "HiResCAM", "map", gradcam.attribute_cam("hirescam")))
-register(Method("layercam", "LayerCAM", "map", gradcam.attribute_cam("layercam")))
-register(Method("gradcam_fine", "Grad-CAM (fine layer)", "map", gradcam.attribute_cam("gradcam", True, "gradcam_fine")))
-register(Method("ig", "integrated gradients", "map", integrated.attribute_ig("ig", "black")))
-register(Method("ig_blur", "integrated gradients (blur baseline)", "map", integrated.attribute_ig("ig_blur", "blur")))
-register(Method("expected_gradients", "expected gradients", "map", integrated.expected_gradients))
-register(Method("occlusion", "occlusion", "perturbation", occlusion.attribute))
-register(Method("occlusion_area", "occlusion per unit area", "perturbation", occlusion.attribute_per_area))
-register(Method("shapley", "region Shapley values", "perturbation", shapley.attribute))
-register(Method("uniform", "uniform map (null)", "null", nulls.uniform))
-register(Method("centre", "centre-prior Gaussian (null)", "null", nulls.centre))
-register(Method("random", "random map (null)", "null", nulls.random))
+def _register(name: str, attribute: Callable[..., Attribution]) -> None:
+    register(Method(name, *CATALOGUE[name], attribute))
+
+
+_register("gradcam", gradcam.attribute_cam("gradcam"))
+_register("gradcampp", gradcam.attribute_cam("gradcampp"))
+_register("hirescam", gradcam.attribute_cam("hirescam"))
+_register("layercam", gradcam.attribute_cam("layercam"))
+_register("gradcam_fine", gradcam.attribute_cam("gradcam", True, "gradcam_fine"))
+_register("ig", integrated.attribute_ig("ig", "black"))
+_register("ig_blur", integrated.attribute_ig("ig_blur", "blur"))
+_register("expected_gradients", integrated.expected_gradients)
+_register("occlusion", occlusion.attribute)
+_register("occlusion_area", occlusion.attribute_per_area)
+_register("shapley", shapley.attribute)
+_register("uniform", nulls.uniform)
+_register("centre", nulls.centre)
+_register("random", nulls.random)
 
 
 def get_method(name: str) -> Method:

@@ -106,7 +106,8 @@ def occlude(
             p = scores(inputs[s])  # (b, K)
             base_prob[s] = p.gather(1, targets[s, None]).squeeze(1)
             base_pred[s] = p.argmax(1)
-        for s in batches(n * r_count, batch_size, progress, "occlusion"):
+        label = f"occlusion ({fill if isinstance(fill, str) else 'given fill'})"
+        for s in batches(n * r_count, batch_size, progress, label):
             k = torch.arange(s.start, s.stop, device=inputs.device)
             i, region = k // r_count, k % r_count + 1  # image and region id of each row
             m = (region_index[i] == region[:, None, None]).unsqueeze(1)  # (rows, 1, H, W)

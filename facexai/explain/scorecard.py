@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from facexai.config import check_fields
 from facexai.emotions import Emotion
 from facexai.explain import faithfulness as F
 from facexai.explain import importance as I
@@ -58,6 +59,10 @@ class ScorecardConfig:
     seed: int = 0
     bf16: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        limits = {"faithfulness_n": (0, None), "road_n": (0, None), "ig_steps": (1, None), "batch_size": (1, None)}
+        check_fields(self, limits | {"n_boot": (1, None), "margin": (0.0, 1.0)})
 
     def explain_config(self) -> ExplainConfig:
         return ExplainConfig(methods=(), fills=(self.reference,), ig_steps=self.ig_steps, batch_size=self.batch_size,

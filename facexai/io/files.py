@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from facexai.errors import MalformedDataError
+
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call write(tmp) on a temporary file in `path`'s folder, then rename it to `path`; on any error the
@@ -44,6 +46,17 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     import torch
 
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch(path: str | Path) -> Any:
+    """torch.load (tensors and plain data only); a truncated or foreign file is one MalformedDataError."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
+        reason = str(e).split(". ")[0].splitlines()[0][:100] if str(e) else type(e).__name__
+        raise MalformedDataError(f"{path}: not a readable torch file (truncated or damaged? {reason})") from None
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -1,28 +1,40 @@
-"""Models by name; each declares its input and the layer Grad-CAM should use."""
+"""Models by name; each declares its input and the layer Grad-CAM should use.
+
+Importing this module does not import torch: a spec names its builder ("module:callable" in facexai.models),
+so `facexai list` answers at once; `create_model` imports the network when it is built.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
-
-from torch import nn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from facexai.errors import ConfigError
-from facexai.models.resnet import small_resnet18
-from facexai.models.seed_vgg import SeedVGG
-from facexai.models.small_cnn import SmallCNN
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    build: Callable[[int, int], nn.Module]  # (num_classes, in_channels) -> module
+    build: str | Callable[..., nn.Module]  # (num_classes, in_channels, **options) -> module; "module:callable"
+    # names one in facexai.models, imported when first built
     input_size: int  # default input side, pixels
     in_channels: int  # default input channels
     cam_layer: str  # dotted path of the module whose activations Grad-CAM uses
     description: str
     fine_cam_layer: str | None = None  # an earlier layer with a finer map, for CAMs at higher resolution
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the builder
+
+    def builder(self) -> Callable[..., nn.Module]:
+        if callable(self.build):
+            return self.build
+        module, name = self.build.split(":")
+        return getattr(importlib.import_module(f"facexai.models.{module}"), name)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -34,27 +46,21 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 register(
-    ModelSpec("seed_vgg", SeedVGG, 100, 3, "features.2.8", "seed B's 670k-parameter VGG-style GAP network",
-              "features.1.8")
+    ModelSpec("seed_vgg", "seed_vgg:SeedVGG", 100, 3, "features.2.8",
+              "seed B's 670k-parameter VGG-style GAP network", "features.1.8")
 )  # fmt: skip
 register(
-    ModelSpec(
-        "seed_vgg_gap",
-        lambda k, c: SeedVGG(k, c, last_pool=False),
-        100,
-        3,
-        "features.2.8",
-        "seed_vgg whose global average reads the whole last block (no last 3x3/3 pooling)",
-        "features.1.8",
-    )
-)
-register(
-    ModelSpec("small_cnn", SmallCNN, 48, 1, "features.2.2", "24k-parameter 3-block CNN: quick looks, tests",
-              "features.1.2")
+    ModelSpec("seed_vgg_gap", "seed_vgg:SeedVGG", 100, 3, "features.2.8",
+              "seed_vgg whose global average reads the whole last block (no last 3x3/3 pooling)", "features.1.8",
+              {"last_pool": False})
 )  # fmt: skip
 register(
-    ModelSpec("resnet18", small_resnet18, 100, 3, "layer4", "torchvision ResNet-18 (untrained), small-input stem",
-              "layer3")
+    ModelSpec("small_cnn", "small_cnn:SmallCNN", 48, 1, "features.2.2",
+              "24k-parameter 3-block CNN: quick looks, tests", "features.1.2")
+)  # fmt: skip
+register(
+    ModelSpec("resnet18", "resnet:small_resnet18", 100, 3, "layer4",
+              "torchvision ResNet-18 (untrained), small-input stem", "layer3")
 )  # fmt: skip
 
 
@@ -74,7 +80,7 @@ def get_spec(name: str) -> ModelSpec:
 def create_model(name: str, num_classes: int = 7, in_channels: int | None = None) -> nn.Module:
     """An untrained model; both registered networks accept any input size (global pooling)."""
     spec = get_spec(name)
-    return spec.build(num_classes, in_channels or spec.in_channels)
+    return spec.builder()(num_classes, in_channels or spec.in_channels, **spec.options)
 
 
 def cam_layer(model: nn.Module, name: str) -> nn.Module:
@@ -102,6 +108,8 @@ FIXED_INPUT = ("vit_", "swin_", "maxvit_")  # transformers built for one input s
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    from torch import nn
+
     return next((name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d))
 
 
@@ -109,6 +117,7 @@ def torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Modul
     """torchvision's convolutional classifier `name`, untrained (nothing is downloaded), taking `in_channels`;
     ResNet-style stems (7x7/2 conv and max-pool) become a 3x3/1 conv without pooling for small faces."""
     import torchvision
+    from torch import nn
 
     if name.startswith(FIXED_INPUT):
         raise ConfigError(f"torchvision:{name} is built for one input size (a transformer); facexai needs a "
@@ -130,18 +139,17 @@ def torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Modul
     return model
 
 
-POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # resize a map to a fixed size: not a layer a CAM reads
-
-
 def last_spatial_layer(model: nn.Module, channels: int, size: int = 64) -> str:
     """The dotted path of the last module (in execution order, adaptive pooling aside) whose output is a
     (B, C, h, w) map with h, w >= 2: the layer a CAM reads for a model the registry does not know."""
     import torch
+    from torch import nn
 
+    pools = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # resize a map to a fixed size: not a layer a CAM reads
     seen: list[str] = []
     hooks = [m.register_forward_hook(lambda mod, i, o, n=n: seen.append(n) if isinstance(o, torch.Tensor)
                                      and o.dim() == 4 and min(o.shape[-2:]) >= 2 else None)
-             for n, m in model.named_modules() if n and not isinstance(m, POOLS)]  # fmt: skip
+             for n, m in model.named_modules() if n and not isinstance(m, pools)]  # fmt: skip
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, channels, size, size))
