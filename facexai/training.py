@@ -167,6 +167,7 @@ class _Loop:
 
 
 def _check(cfg: TrainConfig) -> None:
+    get_spec(cfg.model)  # an unknown model is refused before any data is loaded
     if cfg.monitor not in ("val_loss", "val_acc"):
         raise ConfigError(f"monitor must be val_loss or val_acc, got {cfg.monitor!r}")
     if cfg.optimizer not in ("adam", "adamw", "sgd"):
