@@ -789,14 +789,19 @@ def demo(
     """The built-in main job: train the seed network on synthetic FACS faces, evaluate it, then explain it
     (saliency, occlusion, report), check the findings against the evidence the faces were drawn with, and
     score the methods against the truth by intervention (scorecard)."""
+    import time
+
     from facexai.config import override, recipe
     from facexai.report.demo import analyse
     from facexai.training import fit
 
+    t0 = time.perf_counter()
     run = fit(override(recipe("synthetic"), epochs=epochs), out=out_dir, progress=progress, console=err)
     out.print(_metrics_table(run.metrics, f"synthetic faces: test accuracy {run.metrics['accuracy']:.4f}"))
     out.print(f"run: {run.path}")
+    trained = time.perf_counter() - t0
     if limit <= 0:
+        out.print(f"total time: {trained / 60:.1f} min (training and evaluation)")
         return
     err.print(f"explaining the first {limit} test faces: saliency, sanity check, occlusion, scorecard")
     report, sanity, card = analyse(run.path, limit, progress)
@@ -805,6 +810,9 @@ def demo(
     _print_recovery(report.parent)
     _print_verdicts(card.parent / "scorecard.csv")
     out.print(f"scorecard: {card}")
+    total = time.perf_counter() - t0
+    out.print(f"total time: {total / 60:.1f} min ({trained / 60:.1f} training and evaluation, "
+              f"{(total - trained) / 60:.1f} analysis and scorecard)")  # fmt: skip
 
 
 def main() -> None:
