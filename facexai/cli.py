@@ -628,7 +628,9 @@ def explain_photos(
         bool, typer.Option("--detect/--no-detect", help="Find faces (default), or take each photo as one face.")
     ] = True,
     method: Annotated[str, typer.Option(help="Region effects: occlusion or shapley.")] = "occlusion",
-    map_method: Annotated[str, typer.Option(help="The map drawn over each face.")] = "gradcam",
+    map_method: Annotated[
+        str, typer.Option(help="The map drawn over each face (default: one the method scorecard trusts).")
+    ] = "ig_blur",
     dataset: DatasetOpt = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,

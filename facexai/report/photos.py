@@ -68,7 +68,7 @@ def explain_photos(
     threshold: float = 0.5,
     detect: bool = True,
     method: str = "occlusion",
-    map_method: str = "gradcam",
+    map_method: str = "ig_blur",  # the scorecard trusts IG with a blur baseline; the CAM family reads the centre
     progress: bool = True,
     say=print,
 ) -> tuple[Path, list[Path]]:
