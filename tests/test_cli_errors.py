@@ -61,6 +61,9 @@ BAD = [  # (arguments, words the one line must hold); "{t}" is the temporary fol
     (["data", "check", "imagefolder", "--data-root", "{t}/faces"], ["grumpy"]),
     (["evaluate", RUN, "--folder", "{t}/faces", "--out", "{t}/o"], ["grumpy", "happy"]),
     (["explain", "{t}/note.jpg", "--run", RUN, "--out", "{t}/o"], ["note.jpg"]),
+    (["explain", "{t}/work", "--run", RUN, "--out", "{t}/o"], ["work"]),
+    (["import-model", "{t}/note.jpg", "--out", "{t}/m", "--input-size", "48", "--channels", "1", "--mean", "0.5",
+      "--std", "0.25"], ["note.jpg"]),  # fmt: skip
     (["scorecard", "--run", RUN, "--methods", "gradcam", "--faithfulness-n", "-1"], ["faithfulness"]),
 ]
 
