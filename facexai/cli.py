@@ -641,15 +641,12 @@ def explain_photos(
 
     from facexai.provenance import git_commit, now
     from facexai.report.photos import explain_photos as explain_them
-    from facexai.runs import newest_run, open_run
+    from facexai.runs import open_run
 
     started, commit = now(), git_commit()
     if threads:
         torch.set_num_threads(threads)
-    if run is None:
-        run = newest_run("runs", dataset)
-        if run is None:
-            raise RunNotFoundError("no finished run under runs/; pass --run")
+    run = _run(run, dataset)
     say = lambda m: err.print(m, highlight=False, soft_wrap=True)  # noqa: E731
     table, skipped = explain_them(photos, open_run(run, device), out_dir, started, commit, threshold, detect, method,
                                   map_method, progress, say=say)  # fmt: skip
