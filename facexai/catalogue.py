@@ -23,5 +23,8 @@ METHODS: dict[str, tuple[str, str]] = {
     "random": ("random map (null)", "null"),
 }
 
+# the methods `facexai scorecard` scores by default: every method above but the nulls (scored anyway)
+SCORECARD_METHODS: tuple[str, ...] = tuple(name for name, (_, kind) in METHODS.items() if kind != "null")
+
 # what replaces a removed region, or forms an IG baseline (besides "inpaint", for masked removal only)
 REFERENCES: tuple[str, ...] = ("black", "mean", "blur", "blur_narrow", "blur_wide", "noise")

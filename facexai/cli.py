@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from facexai.catalogue import SCORECARD_METHODS
 from facexai.config import DATASETS, check_reads
 from facexai.errors import ConfigError, FacexaiError, RunNotFoundError
 
@@ -518,10 +519,9 @@ def truth(
 def scorecard(
     out_dir: OutOpt = None,
     run: RunOpt = None,
-    methods: Annotated[str, typer.Option(help="Comma-separated methods to score (see `facexai list`).")] = ",".join(
-        ("gradcam", "gradcampp", "hirescam", "layercam", "gradcam_fine", "ig", "ig_blur", "expected_gradients",
-         "occlusion", "occlusion_area")
-    ),  # fmt: skip
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated methods to score (see `facexai list`).")
+    ] = ",".join(SCORECARD_METHODS),
     random_model: Annotated[
         bool, typer.Option("--random-model/--no-random-model", help="Also score each method on a random model.")
     ] = True,

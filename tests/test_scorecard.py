@@ -144,16 +144,18 @@ def test_a_small_scorecard_has_every_method_null_metric_and_a_verdict(synthetic_
     from facexai.io.files import read_csv
     from facexai.report.scorecard import write_scorecard
 
-    cfg = ScorecardConfig(methods=("gradcam", "occlusion"), faithfulness_n=14, road_n=7, ig_steps=4, n_boot=20,
-                          progress=False)  # fmt: skip
+    cfg = ScorecardConfig(methods=("gradcam", "occlusion", "shapley"), faithfulness_n=14, road_n=7, ig_steps=4,
+                          n_boot=20, progress=False)  # fmt: skip
     md = write_scorecard(tmp_path, synthetic_subject, cfg, "t0", "abc").read_text()
     rows = read_csv(tmp_path / "scorecard.csv")
     names = {r["method"] for r in rows}
-    assert names >= {"gradcam", "occlusion", "uniform", "centre", "random", "constant", "gradcam@random-model"}
+    assert names >= {"gradcam", "occlusion", "shapley", "uniform", "centre", "random", "constant",
+                     "gradcam@random-model", "shapley@random-model"}
     assert {r["metric"] for r in rows} == {"top_hit", "ndcg", "spearman", "deletion_auc", "insertion_auc", "road",
                                            "class_sensitivity", "facs_mass", "pointing"}  # fmt: skip
     assert {r["best_blind_null"] for r in rows if r["method"] == "gradcam"} <= {"uniform", "centre", "random",
                                                                                 "gradcam@random-model", ""}  # fmt: skip
     assert "## Verdict per method" in md and md.count("| Grad-CAM |") == 2 and "## Neutral faces" in md
+    assert "| region Shapley values |" in md
     assert (tmp_path / "scorecard.png").read_bytes()[:4] == b"\x89PNG"
     assert len(read_csv(tmp_path / "intervention_truth.csv")) == len(synthetic_subject.data) * len(FaceRegion)

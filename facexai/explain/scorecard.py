@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from facexai.catalogue import SCORECARD_METHODS
 from facexai.config import check_fields
 from facexai.emotions import Emotion
 from facexai.explain import faithfulness as F
@@ -35,8 +36,7 @@ from facexai.explain.nulls import random_model
 from facexai.explain.truth import intervention_effects
 from facexai.facs import FaceRegion
 
-CANDIDATES = ("gradcam", "gradcampp", "hirescam", "layercam", "gradcam_fine", "ig", "ig_blur", "expected_gradients",
-              "occlusion", "occlusion_area")  # fmt: skip
+CANDIDATES = SCORECARD_METHODS  # every map and perturbation method, region Shapley values included
 NULLS = ("uniform", "centre", "random")
 LOWER_IS_BETTER = {"deletion_auc", "class_sensitivity"}
 COLUMNS = ["part", "method", "kind", "metric", "group", "estimate", "ci_low", "ci_high", "n", "best_null",
