@@ -106,6 +106,23 @@ def _null_table(rows: Sequence[dict]) -> list[str]:
     return [_md(["null", *(m.replace("_", " ") for _, m in metrics)], body)]
 
 
+def _further_checks(rows: Sequence[dict]) -> list[str]:
+    """Class sensitivity, FACS mass and the pointing game per method (not part of the verdict)."""
+    metrics = ("class_sensitivity", "facs_mass", "pointing")
+    names = [v["method"] for v in verdicts(rows)]
+    body = [[label(n), *(_with_lift(c) if (c := _cell(rows, "faithfulness", n, m)) and math.isfinite(c["estimate"])
+                          else "-" for m in metrics)]
+            for n in names]  # fmt: skip
+    return [
+        "## Further checks", "",
+        "Class sensitivity: how alike a map method's maps are for the predicted class and the runner-up class "
+        "(region scores, 1 = the same answer for both; lower is better, no null applies). FACS mass: the "
+        "share of the map inside the predicted emotion's FACS prototype regions; pointing game: the top "
+        "region is one of them. Beside the verdict, not part of it: what the model uses need not be FACS.", "",
+        _md(["method", "class sensitivity", "FACS mass", "pointing game"], body), "",
+    ]
+
+
 def _constant_lines(rows: Sequence[dict]) -> list[str]:
     if not any(r["part"] == "truth" for r in rows):
         return []
@@ -151,9 +168,13 @@ def scorecard_markdown(rows: Sequence[dict], intro: dict[str, Any]) -> str:
         f"(pytorch-grad-cam) on {intro['road_n']} faces, stratified by predicted emotion.", "",
         "## Verdict per method", "",
         *_verdict_table(rows), "",
-        f"Targets of a trusted estimator: top-region rate >= {TARGETS['top_hit']}, NDCG >= {TARGETS['ndcg']}, "
-        f"and a top-region rate >= {TARGETS['top_hit_lift']} above the best null.", "",
+        "Trusted: the lift over the best blind null has its paired 95% interval above 0 on every metric of each "
+        "part scored (" + ", ".join(m.replace("_", " ") for m in (TRUTH_METRICS if has_truth else ())
+                                    + FAITH_METRICS) + ").", "",
+        *([f"Targets of a trusted estimator: top-region rate >= {TARGETS['top_hit']}, NDCG >= {TARGETS['ndcg']}, "
+           f"and a top-region rate >= {TARGETS['top_hit_lift']} above the best null.", ""] if has_truth else []),
         *_constant_lines(rows),
+        *_further_checks(rows),
         "## The nulls", "", *_null_table(rows), "",
     ]  # fmt: skip
     if intro.get("neutral"):
