@@ -155,7 +155,8 @@ def test_a_small_scorecard_has_every_method_null_metric_and_a_verdict(synthetic_
                                            "class_sensitivity", "facs_mass", "pointing"}  # fmt: skip
     assert {r["best_blind_null"] for r in rows if r["method"] == "gradcam"} <= {"uniform", "centre", "random",
                                                                                 "gradcam@random-model", ""}  # fmt: skip
-    assert "## Verdict per method" in md and md.count("| Grad-CAM |") == 2 and "## Neutral faces" in md
+    assert "## Verdict per method" in md and md.count("| Grad-CAM |") == 3 and "## Neutral faces" in md
+    assert "## Further checks" in md  # verdict, constant ranking and further checks: one row each
     assert "| region Shapley values |" in md
     assert (tmp_path / "scorecard.png").read_bytes()[:4] == b"\x89PNG"
     assert len(read_csv(tmp_path / "intervention_truth.csv")) == len(synthetic_subject.data) * len(FaceRegion)
