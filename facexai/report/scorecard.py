@@ -115,8 +115,8 @@ def _further_checks(rows: Sequence[dict]) -> list[str]:
             for n in names]  # fmt: skip
     return [
         "## Further checks", "",
-        "Class sensitivity: how alike a map method's maps are for the predicted class and the runner-up class "
-        "(region scores, 1 = the same answer for both; lower is better, no null applies). FACS mass: the "
+        "Class sensitivity: the Spearman correlation of a map method's region order for the predicted class "
+        "and for the runner-up class (1 = the same order for both; lower is better, no null applies). FACS mass: the "
         "share of the map inside the predicted emotion's FACS prototype regions; pointing game: the top "
         "region is one of them. Beside the verdict, not part of it: what the model uses need not be FACS.", "",
         _md(["method", "class sensitivity", "FACS mass", "pointing game"], body), "",
