@@ -36,7 +36,6 @@ from facexai.explain.nulls import random_model
 from facexai.explain.truth import intervention_effects
 from facexai.facs import FaceRegion
 
-CANDIDATES = SCORECARD_METHODS  # every map and perturbation method, region Shapley values included
 NULLS = ("uniform", "centre", "random")
 LOWER_IS_BETTER = {"deletion_auc", "class_sensitivity"}
 COLUMNS = ["part", "method", "kind", "metric", "group", "estimate", "ci_low", "ci_high", "n", "best_null",
@@ -46,7 +45,7 @@ COLUMNS = ["part", "method", "kind", "metric", "group", "estimate", "ci_low", "c
 
 @dataclass(frozen=True)
 class ScorecardConfig:
-    methods: tuple[str, ...] = CANDIDATES
+    methods: tuple[str, ...] = SCORECARD_METHODS  # every map and perturbation method, Shapley values included
     nulls: tuple[str, ...] = NULLS
     random_model: bool = True  # each method on a re-initialised copy of the model, as one more null
     margin: float = 0.05  # a clear true top region leads the runner-up by this much probability
