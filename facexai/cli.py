@@ -783,6 +783,11 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default: the synthetic recipe's).")] = None,
     limit: Annotated[int, typer.Option(help="Test images the analysis explains (0 = train and evaluate only).")] = 105,
+    bf16: Annotated[
+        bool | None,
+        typer.Option("--bf16/--no-bf16", help="bf16 autocast in training (default: where the hardware has it); "
+                     "--no-bf16 times the demo as a CPU without hardware bf16 runs it."),  # fmt: skip
+    ] = None,
     progress: ProgressOpt = True,
 ) -> None:
     """The built-in main job: train the seed network on synthetic FACS faces, evaluate it, then explain it
@@ -795,7 +800,7 @@ def demo(
     from facexai.training import fit
 
     t0 = time.perf_counter()
-    run = fit(override(recipe("synthetic"), epochs=epochs), out=out_dir, progress=progress, console=err)
+    run = fit(override(recipe("synthetic"), epochs=epochs, bf16=bf16), out=out_dir, progress=progress, console=err)
     out.print(_metrics_table(run.metrics, f"synthetic faces: test accuracy {run.metrics['accuracy']:.4f}"))
     out.print(f"run: {run.path}")
     trained = time.perf_counter() - t0

@@ -93,3 +93,24 @@ def test_settings_are_checked_when_they_are_made():
         ExplainConfig(target="both")
     with pytest.raises(ConfigError, match="split must be"):
         SubjectConfig(split="validation")
+
+
+def test_faces_stream_through_in_chunks_with_the_answer_of_one_pass(synthetic_subject, monkeypatch):
+    import facexai.explain.analysis as A
+
+    cfg = ExplainConfig(methods=("gradcam", "ig"), ig_steps=4, **QUIET)
+    whole = saliency(synthetic_subject, cfg), occlusion(synthetic_subject, cfg)
+    subject = load_subject(synthetic_subject.run, SubjectConfig(limit=21, device="cpu"))
+    assert subject.index.dtype == torch.uint8  # a byte per pixel of region ids, not eight
+    monkeypatch.setattr(A, "CHUNK", 8)  # 21 faces: chunks of 8, 8 and 5
+    chunked = saliency(subject, cfg), occlusion(subject, cfg)
+    assert "inputs" not in vars(subject)  # the whole split's inputs were never made, only each chunk's
+    for one, many in zip(whole, chunked, strict=True):
+        assert len(one[0]) == len(many[0])  # the same tidy rows (batches differ, so floats to rounding)
+        for a, b in zip(one[0], many[0], strict=True):
+            assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-6, nan_ok=True) for k in a)
+        assert one[1].keys() == many[1].keys()
+        for key, value in one[1].items():
+            assert torch.allclose(value, many[1][key], atol=1e-6, equal_nan=True), key
+    means, n = whole[0][1]["gradcam/mean_maps"], torch.bincount(subject.labels, minlength=7)
+    assert means.shape == (7, 48, 48) and (means[n == 0] == 0).all() and (means[n > 0].amax((1, 2)) <= 1).all()

@@ -1,17 +1,21 @@
 """Attribution methods over a whole split, reduced to per-emotion region findings (tidy rows).
 
 `load_subject` prepares what is fixed for a model and a split (`SubjectConfig`: the split, how many
-faces, landmarks, region margin, device): the model inputs, true and predicted classes, and the
-region ids of every face. Each method call then takes its own settings (`ExplainConfig`: which
-regions, which target, references, steps, precision) and returns tidy rows, one per
-(group x emotion x region x method x fill x measure), and per-image tensors; writing files is left
-to the caller (CLI, report).
+faces, landmarks, region margin, device): true and predicted classes and the region ids of every face
+(uint8); model inputs are prepared from the stored images when asked for, and `saliency` and
+`occlusion` stream the faces through in chunks of `CHUNK`, so memory grows with the split only by its
+images, region ids and per-face numbers, not by its inputs, masks or maps. Each method call then takes
+its own settings (`ExplainConfig`: which regions, which target, references, steps, precision) and
+returns tidy rows, one per (group x emotion x region x method x fill x measure), and per-image
+tensors; writing files is left to the caller (CLI, report).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,9 @@ from facexai.runs import Run, open_run, predict, run_data
 
 MAP_METHODS = names("map")
 SALIENCY_DEFAULT = ("gradcam", "gradcampp", "hirescam", "ig")  # `saliency`'s methods unless told otherwise
+# faces per chunk in `saliency` and `occlusion`: at 100x100, 2,048 faces of inputs and 8 region masks are
+# about 0.4 GB, and the whole FER+ test split at 48x48 (3,572 faces) is two chunks
+CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -98,22 +105,39 @@ class Subject:
     """A trained model and one split, prepared once for every method."""
 
     run: Run
-    data: FaceDataset  # the analysed split
-    inputs: torch.Tensor  # (N, C, S, S) standardised model inputs on the device
+    data: FaceDataset  # the analysed split (its uint8 images are the only copy of the faces kept)
     labels: torch.Tensor  # (N,) true class
     preds: torch.Tensor  # (N,) predicted class (fp32)
-    index: torch.Tensor  # (N, S, S) int64 region ids over every FaceRegion, in FaceRegion order; 0 = none
+    index: torch.Tensor  # (N, S, S) uint8 region ids over every FaceRegion, in FaceRegion order; 0 = none
     config: SubjectConfig = SubjectConfig()
     probs: torch.Tensor | None = None  # (N, K) fp32 softmax probabilities
     landmarks: dict[str, Any] = field(default_factory=dict)  # provider and counts
 
+    @cached_property
+    def inputs(self) -> torch.Tensor:
+        """(N, C, S, S) standardised model inputs on the device, prepared on first use and kept while this
+        subject lives: a chunk from `chunks` holds only its own faces' inputs."""
+        pre, engine = self.run.pre, self.run.engine
+        images = self.data.images
+        if len(images) == 0:
+            return engine.input(torch.empty(0, pre.channels, pre.size, pre.size, device=engine.device))
+        return engine.input(torch.cat([prepare(images[i : i + 512], pre).to(engine.device)
+                                       for i in range(0, len(images), 512)]))  # fmt: skip
+
     def select(self, index: torch.Tensor) -> Subject:
         """The same subject on the faces picked by an index tensor (or a boolean mask), in that order."""
         index = index.nonzero().flatten() if index.dtype == torch.bool else index
-        inputs = self.inputs[index.to(self.inputs.device)]
         probs = self.probs[index] if self.probs is not None else None
-        return dataclasses.replace(self, data=self.data.select(index), inputs=inputs, labels=self.labels[index],
+        return dataclasses.replace(self, data=self.data.select(index), labels=self.labels[index],
                                    preds=self.preds[index], index=self.index[index], probs=probs)  # fmt: skip
+
+    def chunks(self, size: int | None = None) -> Iterator[tuple[slice, Subject]]:
+        """(faces, sub-subject) for consecutive runs of at most `size` (default CHUNK) faces, each preparing
+        its own inputs."""
+        n, size = len(self.labels), size or CHUNK
+        for start in range(0, max(n, 1), size):  # an empty subject is one empty chunk
+            part = slice(start, min(start + size, n))
+            yield part, self if part == slice(0, n) else self.select(torch.arange(part.start, part.stop))
 
     def targets(self, cfg: ExplainConfig) -> torch.Tensor:
         """(N,) the class each attribution explains."""
@@ -149,12 +173,14 @@ def load_subject(
     pre = run.pre
     probs = torch.softmax(predict(run.model, part.images, pre, engine), 1)  # (N, K)
     preds = probs.argmax(1)
-    index = region_index(landmarks, (pre.size, pre.size), tuple(FaceRegion), cfg.margin, from_size=part.size)
-    inputs = torch.cat([prepare(part.images[i : i + 512], pre) for i in range(0, len(part), 512)])
+    size = (pre.size, pre.size)
+    index = torch.empty(len(part), *size, dtype=torch.uint8)  # ids fit a byte (len(FaceRegion) + 1 values)
+    for i in range(0, len(part), CHUNK):  # region_index works in int64: one chunk at a time
+        index[i : i + CHUNK] = region_index(landmarks[i : i + CHUNK], size, tuple(FaceRegion), cfg.margin,
+                                            from_size=part.size)  # fmt: skip
     return Subject(
         run=run,
         data=part,
-        inputs=engine.input(inputs.to(engine.device)),
         labels=part.labels,
         preds=preds,
         probs=probs,
@@ -221,18 +247,55 @@ def grouped(
     return rows
 
 
+def gallery_faces(subject: Subject, k: int = 4) -> dict[int, list[int]]:
+    """Per true emotion with faces: its k most confident faces (highest probability of the emotion), then
+    its k most confused (lowest), without repeats; {} without probabilities."""
+    if subject.probs is None:
+        return {}
+    picked = {}
+    for e in range(len(subject.data.classes)):
+        idx = torch.nonzero(subject.labels == e).flatten()
+        if len(idx):
+            order = subject.probs[idx, e].argsort(descending=True)
+            picked[e] = list(dict.fromkeys([*idx[order[:k]].tolist(), *idx[order.flip(0)[:k]].tolist()]))
+    return picked
+
+
+def _joined(parts: list[Attribution]) -> Attribution:
+    """One attribution from consecutive chunks' answers, without maps (callers reduce those per chunk)."""
+    extras = {k: torch.cat([p.extras[k] for p in parts]) for k in parts[0].extras}
+    return dataclasses.replace(parts[0], regions=torch.cat([p.regions for p in parts]), maps=None, extras=extras)
+
+
 def saliency(subject: Subject, cfg: ExplainConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
     """Per map method: region relevance (1.0 = no preference) and mass (share of the face's attribution).
 
-    Returns tidy rows and per-method tensors: maps (N, S, S), relevance (N, R) and IG's delta (N,).
+    Faces stream through in chunks (`Subject.chunks`) and no per-face map is kept. Returns tidy rows and
+    per-method tensors: relevance (N, R), IG's delta (N,), mean_maps (K, S, S), the mean over each true
+    emotion's faces of their maps, each scaled to its own maximum so every face counts the same (zeros
+    for an emotion without faces), and gallery_maps (G, S, S), the maps of the `gallery_faces` in order.
     """
     rows: list[dict[str, Any]] = []
     out: dict[str, torch.Tensor] = {}
+    k, size = len(subject.data.classes), subject.index.shape[-2:]
+    picks = torch.tensor([i for faces in gallery_faces(subject).values() for i in faces], dtype=torch.long)
+    counts = torch.bincount(subject.labels, minlength=k).clamp(min=1).view(-1, 1, 1)
     for method in cfg.methods:
-        att = explain(subject, method, cfg)
+        parts = []
+        sums = torch.zeros(k, *size, dtype=torch.float64)
+        gallery = torch.zeros(len(picks), *size)
+        for faces, chunk in subject.chunks():
+            att = explain(chunk, method, cfg)
+            parts.append(att)
+            peak = att.maps.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)
+            sums.index_add_(0, chunk.labels, (att.maps / peak).double())
+            mine = (picks >= faces.start) & (picks < faces.stop)
+            gallery[mine] = att.maps[picks[mine] - faces.start].float()
+        att = _joined(parts)
         rows += grouped(att.regions, subject, cfg, method, "", "relevance")
         rows += grouped(att.extras["mass"], subject, cfg, method, "", "mass")
-        out[f"{method}/maps"], out[f"{method}/relevance"] = att.maps, att.regions
+        out[f"{method}/relevance"], out[f"{method}/mean_maps"] = att.regions, sums / counts
+        out[f"{method}/gallery_maps"] = gallery
         if "delta" in att.extras:
             out[f"{method}/delta"] = att.extras["delta"]
     return rows, out
@@ -240,11 +303,12 @@ def saliency(subject: Subject, cfg: ExplainConfig) -> tuple[list[dict[str, Any]]
 
 def occlusion(subject: Subject, cfg: ExplainConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
     """Per fill: drop in the target class's probability and in accuracy, and the rate of changed
-    predictions, when each region is replaced (a region missing from a face: no information)."""
+    predictions, when each region is replaced (a region missing from a face: no information). Faces
+    stream through in chunks (`Subject.chunks`)."""
     rows: list[dict[str, Any]] = []
     out: dict[str, torch.Tensor] = {}
     for fill in cfg.fills:
-        att = explain(subject, "occlusion", cfg, fill)
+        att = _joined([explain(chunk, "occlusion", cfg, fill) for _, chunk in subject.chunks()])
         res, present = att.extras, att.extras["present"]
         # the occlusion pass's own intact prediction (under --bf16 it may differ from subject.preds)
         base_correct = (res["base_pred"] == subject.labels).double()  # (N,)
@@ -277,8 +341,9 @@ def sanity(subject: Subject, method: str, cfg: ExplainConfig) -> list[dict[str, 
     if n == 0:
         return []
     device = subject.run.engine.device
-    x, t = subject.inputs[:n], subject.targets(cfg)[:n].to(device)
-    masks = subject.masks(cfg.regions)[:n].to(device)
+    first = subject.select(torch.arange(n))  # only these faces' inputs and masks are made
+    x, t = first.inputs, first.targets(cfg).to(device)
+    masks = first.masks(cfg.regions).to(device)
     reference = cfg.ig_baseline if method == "ig" else None
     quiet = dataclasses.replace(cfg.settings(reference), progress=False)
 

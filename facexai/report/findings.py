@@ -15,7 +15,15 @@ from typing import Any
 import torch
 
 from facexai import parallel
-from facexai.explain.analysis import ExplainConfig, Subject, mean_by_emotion, occlusion, saliency, sanity
+from facexai.explain.analysis import (
+    ExplainConfig,
+    Subject,
+    gallery_faces,
+    mean_by_emotion,
+    occlusion,
+    saliency,
+    sanity,
+)
 from facexai.io import figures
 from facexai.io.figures import attribution_grid
 from facexai.io.files import staged, write_csv, write_json
@@ -78,43 +86,40 @@ def write_findings(
     return [out / n for n in names]
 
 
-def attribution_grids(out: Path, subject: Subject, maps: dict[str, torch.Tensor]) -> list[Path]:
+def attribution_grids(out: Path, subject: Subject, mean_maps: dict[str, torch.Tensor]) -> list[Path]:
     """saliency_<method>.png per method: the mean map of each true emotion over that emotion's mean face.
 
-    maps: {method: (N, S, S)}; each image's map is scaled to its own maximum before averaging, so
-    every face counts the same.
+    mean_maps: {method: (K, S, S)} as `saliency` returns them (each face's map scaled to its own maximum
+    before averaging, so every face counts the same).
     """
     k = len(subject.data.classes)
     faces, n = mean_by_emotion(subject.data.images.float(), subject.labels, k)  # (K, C, H, W), (K,)
     keep = n > 0
     titles = [f"{c} (n={int(m)})" for c, m, ok in zip(subject.data.classes, n, keep, strict=True) if ok]
     written = []
-    for method, m in maps.items():
-        peak = m.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)
-        mean_maps, _ = mean_by_emotion(m / peak, subject.labels, k)  # (K, S, S)
+    for method, m in mean_maps.items():
         path = out / f"saliency_{method}.png"
-        written.append(attribution_grid(faces[keep], mean_maps[keep], titles, path, f"{method}: mean map per emotion"))
+        written.append(attribution_grid(faces[keep], m[keep], titles, path, f"{method}: mean map per emotion"))
     return written
 
 
 def galleries(out: Path, subject: Subject, maps: torch.Tensor | None, method: str, k: int = 4) -> list[Path]:
     """gallery_<emotion>.png per true emotion: its k most confident faces (highest probability of the emotion)
-    and its k most confused (lowest), with `method`'s map and the face regions' outlines."""
-    if subject.probs is None:
-        return []
+    and its k most confused (lowest), with `method`'s map and the face regions' outlines.
+
+    maps: (G, S, S) the maps of the `gallery_faces(subject, k)` in their order (`saliency`'s gallery_maps),
+    or None for faces and outlines only."""
     written = []
     classes = subject.data.classes
-    for e, emotion in enumerate(classes):
-        idx = torch.nonzero(subject.labels == e).flatten()
-        if len(idx) == 0:
-            continue
-        order = subject.probs[idx, e].argsort(descending=True)
-        picked = list(dict.fromkeys([*idx[order[:k]].tolist(), *idx[order.flip(0)[:k]].tolist()]))
+    start = 0
+    for e, picked in gallery_faces(subject, k).items():
+        emotion = classes[e]
         titles = [f"{'confident' if j < k else 'confused'}: p={float(subject.probs[i, e]):.2f}, "
                   f"pred {classes[int(subject.preds[i])]}" for j, i in enumerate(picked)]  # fmt: skip
         path = out / f"gallery_{emotion}.png"
         heading = f"{emotion}: most confident and most confused faces ({method} map)"
-        chosen = None if maps is None else maps[picked]
+        chosen = None if maps is None else maps[start : start + len(picked)]
+        start += len(picked)
         written.append(figures.gallery(subject.data.images[picked], chosen, subject.index[picked], titles, path,
                                        heading))  # fmt: skip
     return written
@@ -133,12 +138,13 @@ def write_saliency(
             {"id": i, "ig_delta": float(d)} for i, d in zip(subject.data.ids, tensors["ig/delta"], strict=True)
         ]
     tables = {"saliency_per_image.csv": per_image, "sanity.csv": sanity_rows}
-    maps = {m: tensors[f"{m}/maps"] for m in cfg.methods}
+    mean_maps = {m: tensors[f"{m}/mean_maps"] for m in cfg.methods}
 
     def draw(stage: Path) -> list[Path]:
-        pictures = attribution_grids(stage, subject, maps)
+        pictures = attribution_grids(stage, subject, mean_maps)
         if cfg.galleries and cfg.methods:
-            pictures += galleries(stage, subject, maps[cfg.methods[0]], cfg.methods[0])
+            first = cfg.methods[0]
+            pictures += galleries(stage, subject, tensors[f"{first}/gallery_maps"], first)
         return pictures
 
     paths = write_findings(folder, "saliency", rows, cfg, subject, started, commit, tables, draw=draw)
