@@ -225,7 +225,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ferplus": {"lr": 0.01, "data": {"dataset": "ferplus"}},  # seed B, FER+
     "rafdb": {"lr": 0.001, "data": {"dataset": "rafdb"}},  # seed B, RAF-DB
     "fer2013": _SEED_A,  # seed A baseline
-    "synthetic": {"epochs": 5, "input_size": 48, "in_channels": 1, "data": {"dataset": "synthetic"}},
+    # the demo's: 3 epochs of one-cycle Adam (peak 0.005) reach the 5 constant-rate epochs' accuracy (96.27% against
+    # 96.19% test, one seed each), so `make demo` fits in 5 minutes on a CPU without hardware bf16
+    "synthetic": {
+        "epochs": 3, "input_size": 48, "in_channels": 1, "lr": 0.005, "schedule": "onecycle", "warmup": 0.25,
+        "restore_best": False, "data": {"dataset": "synthetic"},
+    },
     # the user's own labelled folder: the fast FER+ recipe's training (experiments/ferplus_fast.toml; a test
     # keeps them in step), on splits carved from a flat folder
     "imagefolder": {
