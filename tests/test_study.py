@@ -1,6 +1,11 @@
 """A claim is robust only if it holds in every run, under every reference, after FDR, against the runner-up
-and against the size-matched null; the study names what failed."""
+and against the size-matched null; the study names what failed. The null: removing random face patches of
+a region's area."""
 
+import pytest
+import torch
+
+from facexai.explain.claims import size_matched_drops
 from facexai.report.study import robust_claims
 
 
@@ -48,3 +53,46 @@ def test_each_failure_is_named():
     assert "s0 shapley/blur: not clearly ahead of eyes (paired interval)" in why
     small = robust(run(occlusion=0.05), run())[("top", "mouth")]["why_not"]
     assert small == "s0: occlusion within the size-matched null"
+
+
+class _Reads(torch.nn.Module):
+    """Two classes; class 0's logit is 10 x the mean input over `where` (a (S, S) bool mask)."""
+
+    def __init__(self, where):
+        super().__init__()
+        self.where = where
+
+    def forward(self, x):  # (B, 1, S, S) -> (B, 2)
+        m = x[:, 0][:, self.where].mean(1)
+        return torch.stack([10 * m, torch.zeros_like(m)], 1)
+
+
+def _known_region(size=32):
+    """One face filling the image: region 0 a 3x3 block in a corner (9 pixels), region 1 the rest."""
+    corner = torch.zeros(size, size, dtype=torch.bool)
+    corner[1:4, 1:4] = True
+    masks = torch.stack([corner, ~corner]).unsqueeze(0)  # (1, 2, S, S)
+    x, fills = torch.ones(1, 1, size, size), torch.zeros(1, 1, size, size)
+    return masks, x, fills, corner
+
+
+def _region_drop(model, x, fills, region):
+    p = lambda v: torch.softmax(model(v), 1)[0, 0].item()  # noqa: E731
+    return p(x) - p(torch.where(region, fills, x))
+
+
+def test_a_region_that_the_model_reads_beats_random_patches_of_its_area():
+    masks, x, fills, corner = _known_region()
+    model = _Reads(corner)
+    null = size_matched_drops(model, x, fills, torch.tensor([0]), masks, k=40, seed=1)  # (1, 2, 40)
+    own = _region_drop(model, x, fills, corner)  # sigmoid(10) - sigmoid(0)
+    assert own == pytest.approx(torch.sigmoid(torch.tensor(10.0)).item() - 0.5, abs=1e-6)
+    assert torch.nanquantile(null[0, 0], 0.95) < own / 2  # most 9-pixel patches miss the corner
+
+
+def test_a_region_that_matters_only_by_its_size_is_matched_by_its_null():
+    masks, x, fills, corner = _known_region()
+    model = _Reads(torch.ones_like(corner))  # reads every face pixel alike
+    null = size_matched_drops(model, x, fills, torch.tensor([0]), masks, k=10, seed=1)
+    own = _region_drop(model, x, fills, corner)
+    assert own > 0 and null[0, 0] == pytest.approx(torch.full((10,), own, dtype=torch.float64), abs=1e-6)

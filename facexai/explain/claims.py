@@ -77,34 +77,43 @@ def _shapley(subject: Subject, targets: torch.Tensor, reference: str, cfg: Study
 
 
 @torch.no_grad()
-def _patch_null(subject: Subject, targets: torch.Tensor, cfg: StudyConfig) -> torch.Tensor:
+def size_matched_drops(model: torch.nn.Module, x: torch.Tensor, fills: torch.Tensor, targets: torch.Tensor,
+                       masks: torch.Tensor, k: int, seed: int = 0, batch_size: int = 64, progress: bool = False
+                       ) -> torch.Tensor:  # fmt: skip
     """(N, R, K) the drop in the target's probability when a random compact patch of each region's area (in
-    that face) is blurred instead of the region: K patches per face and region, one forward row each."""
-    masks = subject.masks(tuple(FaceRegion))  # (N, R, S, S)
+    that face; the face is the union of the masks) takes the fill instead of the region: K patches per face
+    and region, one forward row each; NaN where a region is missing from the face.
+    x, fills: (N, C, S, S) model inputs; targets: (N,); masks: (N, R, S, S) bool."""
     face = masks.any(1)
-    n, r, k = masks.shape[0], masks.shape[1], cfg.patches
+    n, r = masks.shape[0], masks.shape[1]
     patch = torch.zeros(n, r * k, *masks.shape[-2:], dtype=torch.bool)
     for i in range(n):
         for j in range(r):
             area = int(masks[i, j].sum())
             if area:
-                seed = cfg.seed * 1_000_003 + i * 31 + j
-                patch[i, j * k : (j + 1) * k] = st.random_patches(face[i], area, k, seed=seed)
-    device = subject.run.engine.device
-    model, x, t = subject.run.model.eval(), subject.inputs, targets.to(device)
-    fills = make_reference(x, "blur", subject.run.pre)
+                patch[i, j * k : (j + 1) * k] = st.random_patches(face[i], area, k, seed=seed * 1_000_003 + i * 31 + j)
+    device = x.device
+    t = targets.to(device)
+    base = torch.cat([torch.softmax(model(x[s]).float(), 1).gather(1, t[s, None]).squeeze(1)
+                      for s in batches(n, batch_size)]).double().cpu()  # fmt: skip
     out = torch.empty(n * r * k, dtype=torch.float64)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        base = torch.cat([torch.softmax(model(x[s]).float(), 1).gather(1, t[s, None]).squeeze(1)
-                          for s in batches(n, cfg.batch_size)]).double().cpu()  # fmt: skip
-        for s in batches(n * r * k, cfg.batch_size, cfg.progress, "size-matched patches"):
-            rows = torch.arange(s.start, s.stop)
-            i, c = rows // (r * k), rows % (r * k)
-            m = patch[i, c].unsqueeze(1).to(device)  # (rows, 1, S, S)
-            p = torch.softmax(model(torch.where(m, fills[i.to(device)], x[i.to(device)])).float(), 1)
-            out[s] = base[i] - p.gather(1, t[i.to(device), None]).squeeze(1).double().cpu()
+    for s in batches(n * r * k, batch_size, progress, "size-matched patches"):
+        rows = torch.arange(s.start, s.stop)
+        i, c = rows // (r * k), rows % (r * k)
+        m = patch[i, c].unsqueeze(1).to(device)  # (rows, 1, S, S)
+        p = torch.softmax(model(torch.where(m, fills[i.to(device)], x[i.to(device)])).float(), 1)
+        out[s] = base[i] - p.gather(1, t[i.to(device), None]).squeeze(1).double().cpu()
     empty = ~patch.flatten(2).any(-1)  # (N, R*K): a region missing from the face has no patch
     return torch.where(empty.view(-1), torch.nan, out).view(n, r, k)
+
+
+def _patch_null(subject: Subject, targets: torch.Tensor, cfg: StudyConfig) -> torch.Tensor:
+    """The size-matched null of the subject's faces under the blur fill: (N, R, K), as `size_matched_drops`."""
+    x = subject.inputs
+    fills = make_reference(x, "blur", subject.run.pre)  # in fp32: only the model's passes take bf16
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        return size_matched_drops(subject.run.model.eval(), x, fills, targets, subject.masks(tuple(FaceRegion)),
+                                  cfg.patches, cfg.seed, cfg.batch_size, cfg.progress)  # fmt: skip
 
 
 def effects(subject: Subject, cfg: StudyConfig) -> dict[str, Any]:
