@@ -2,15 +2,16 @@
 
     python benchmarks/analysis_time.py --run results/ferplus-fast/s0 --data-root ../shared/data/ferplus \\
         --threads 2 --bf16 [--ig-steps 32] [--out results/benchmarks/analysis-time]
+    python benchmarks/analysis_time.py --run RUN --data-root DATA --device cuda --batch 512 --bf16   # on a GPU
 
 Times what `facexai saliency --methods gradcam,ig --sanity-n 0 --no-galleries` and `facexai occlude
 --fill blur` compute over a whole split (loading the split and its regions, Grad-CAM, integrated
 gradients, 8-region blur occlusion, the per-emotion tables with their bootstrap intervals; no figures,
 no files), then the bare network passes those methods need, on ready tensors of the analysis' batch
-shape (16 rows): Grad-CAM one forward and backward per face, IG --ig-steps of them, occlusion 9
-forwards. The bound is the time of those passes alone; `bound / measured` is the fraction of the
-machine's limit reached (the speed issue's goal: the measured time within 1.25x of the bound, i.e. a
-fraction >= 0.8, and the whole FER+ test split in <= 5 minutes on a 2-core CPU with hardware bf16).
+shape (--batch rows, 16 by default as in the analysis): Grad-CAM one forward and backward per face, IG
+--ig-steps of them, occlusion 9 forwards. The bound is the time of those passes alone; `bound / measured`
+is the fraction of the machine's limit reached (the speed issue's goal: the measured time within 1.25x of
+the bound, i.e. a fraction >= 0.8, and the whole FER+ test split in <= 5 minutes on a 2-core CPU with hardware bf16).
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from facexai.facs import FaceRegion
 from facexai.io.files import write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
 
-ROWS = ExplainConfig.batch_size  # rows per forward pass in the analysis
-
 
 def bare_rates(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, bf16: bool, repeats: int) -> tuple[float, ...]:
-    """(forwards/s, forward+backward/s) on ready (ROWS, C, S, S) tensors: medians of `repeats` timings."""
+    """(forwards/s, forward+backward/s) on ready (rows, C, S, S) tensors: medians of `repeats` timings."""
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else lambda: None  # time work done, not queued
     for p in model.parameters():
         p.requires_grad_(False)
 
@@ -49,9 +49,11 @@ def bare_rates(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, bf16: b
 
     def rate(step, n: int = 20) -> float:
         step()  # warm-up
+        sync()
         start = time.perf_counter()
         for _ in range(n):
             step()
+        sync()
         return n * len(x) / (time.perf_counter() - start)
 
     rates = (statistics.median(rate(forward) for _ in range(repeats)),
@@ -66,6 +68,9 @@ def main() -> None:
     p.add_argument("--run", type=Path, required=True, help="a finished run folder")
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (as the analysis commands' --device)")
+    p.add_argument("--batch", type=int, default=ExplainConfig.batch_size,
+                   help="rows per network pass in every method (the analysis' batch_size; 16 suits a CPU)")
     p.add_argument("--bf16", action="store_true", help="attribution passes under bf16 autocast (as --bf16)")
     p.add_argument("--ig-steps", type=int, default=32)
     p.add_argument("--limit", type=int, default=None, help="first N faces of the split (default: all)")
@@ -74,11 +79,11 @@ def main() -> None:
     args = p.parse_args()
     started, commit = now(), git_commit()
     t0 = time.perf_counter()
-    subject = load_subject(args.run, SubjectConfig(limit=args.limit, device="cpu", threads=args.threads),
+    subject = load_subject(args.run, SubjectConfig(limit=args.limit, device=args.device, threads=args.threads),
                            data_root=str(args.data_root) if args.data_root else None)  # fmt: skip
     times = {"load": time.perf_counter() - t0}
     cfg = ExplainConfig(methods=("gradcam", "ig"), ig_steps=args.ig_steps, sanity_n=0, galleries=False,
-                        fills=("blur",), bf16=args.bf16, progress=False)  # fmt: skip
+                        fills=("blur",), bf16=args.bf16, batch_size=args.batch, progress=False)  # fmt: skip
     t = time.perf_counter()
     saliency(subject, cfg)
     times["saliency"] = time.perf_counter() - t
@@ -86,7 +91,7 @@ def main() -> None:
     occlusion(subject, cfg)
     times["occlusion"] = time.perf_counter() - t
     n = len(subject.labels)
-    first = subject.select(torch.arange(min(ROWS, n)))
+    first = subject.select(torch.arange(min(args.batch, n)))
     fwd, fwd_bwd = bare_rates(first.run.model.eval(), first.inputs, first.preds, args.bf16, args.repeats)
     bound = {"load": 0.0, "saliency": n * (1 + args.ig_steps) / fwd_bwd, "occlusion": n * (len(FaceRegion) + 1) / fwd}
     rows = [{"stage": k, "faces": n, "seconds": round(v, 2), "bound_seconds": round(bound[k], 2),
@@ -95,16 +100,16 @@ def main() -> None:
     rows.append({"stage": "total", "faces": n, "seconds": round(total, 2), "bound_seconds": round(total_bound, 2),
                  "fraction_of_bound": round(total_bound / total, 3)})  # fmt: skip
     print(f"{n} faces, {torch.get_num_threads()} threads, bf16 {args.bf16}, IG {args.ig_steps} steps; bare passes "
-          f"on ready ({ROWS}, ...) tensors: forward {fwd:.0f}/s, forward + backward {fwd_bwd:.0f}/s")
+          f"on ready ({args.batch}, ...) tensors: forward {fwd:.0f}/s, forward + backward {fwd_bwd:.0f}/s")
     for r in rows:
         print(f"{r['stage']:10s} {r['seconds']:8.1f} s   bound {r['bound_seconds']:8.1f} s   "
               f"fraction of bound {r['fraction_of_bound']:.2f}")  # fmt: skip
     if args.out is not None:
         write_csv(args.out / "analysis_time.csv", rows)
         config = vars(args) | {"out": str(args.out), "run": str(args.run), "data_root": str(args.data_root),
-                               "threads": torch.get_num_threads(), "rows": ROWS,
+                               "threads": torch.get_num_threads(), "rows": args.batch,
                                "forward_per_s": fwd, "forward_backward_per_s": fwd_bwd}  # fmt: skip
-        write_json(args.out / "provenance.json", provenance(config, torch.device("cpu"), started, commit))
+        write_json(args.out / "provenance.json", provenance(config, subject.run.engine.device, started, commit))
 
 
 if __name__ == "__main__":

@@ -77,12 +77,15 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
     if cfg.schedule == "onecycle":
         if not 0 < cfg.warmup < 1 or cfg.anneal not in ("cos", "linear"):
             raise ConfigError(f"onecycle needs 0 < warmup < 1 and anneal cos or linear, got {cfg.warmup}, {cfg.anneal}")
+        total, warmup = cfg.epochs * steps_per_epoch, cfg.warmup
+        if warmup * total == 1:  # OneCycleLR divides by zero on a warm-up of exactly one step (4 steps x 0.25)
+            warmup = 2 / total if total > 2 else 0.5 / total
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=cfg.lr,
             epochs=cfg.epochs,
             steps_per_epoch=steps_per_epoch,
-            pct_start=cfg.warmup,
+            pct_start=warmup,
             anneal_strategy=cfg.anneal,
             cycle_momentum=cfg.optimizer != "sgd" or cfg.momentum > 0,
         )

@@ -223,6 +223,18 @@ def test_onecycle_warms_up_then_anneals_the_rate_each_batch(tmp_path):
     assert lrs[1] > lrs[2] > lrs[3]
 
 
+@pytest.mark.parametrize("epochs, steps", [(1, 4), (2, 2), (1, 2), (1, 1)])
+def test_onecycle_takes_runs_too_short_for_a_whole_warm_up_step(epochs, steps):
+    # torch's OneCycleLR divides by zero where warmup x steps is exactly 1 (a quick look: --limit-train 256)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    cfg = dataclasses.replace(FAST, epochs=epochs, schedule="onecycle", warmup=0.25 if epochs * steps != 2 else 0.5)
+    sched = T.make_scheduler(opt, cfg, steps)
+    for _ in range(epochs * steps):
+        opt.step()
+        sched.step()
+
+
 def test_label_smoothing_mixes_targets_with_the_uniform_distribution():
     votes = torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0]])
     assert torch.allclose(T._smoothed(votes, 0.2), torch.tensor([[0.85, 0.05, 0.05, 0.05], [0.45, 0.45, 0.05, 0.05]]))

@@ -108,6 +108,9 @@ def attribute_ig(name: str = "ig", default_reference: str = "black"):
         score = check_score(settings.score, "logit")
         attr, delta = integrated_gradients(
             run.model, inputs, targets, settings.reference or default_reference, run.pre, settings.steps,
+            # rows per pass follow settings.batch_size (16 on a CPU: 2 images x 32 steps per captum call, as
+            # before; a GPU wants hundreds of rows per pass, and images per call grow with them)
+            internal_batch_size=settings.batch_size, batch_size=max(2, settings.batch_size // 8),
             progress=settings.progress, blur_sigma=settings.blur_sigma, score=score, seed=settings.seed,
         )  # fmt: skip
         maps = I.attribution_map(attr.cpu().contiguous(), "positive")

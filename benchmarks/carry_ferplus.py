@@ -1,0 +1,109 @@
+"""Pack the FER+ folders into one small lossless file, and unpack it into the same layout elsewhere.
+
+    python benchmarks/carry_ferplus.py pack ../shared/data/ferplus .gpu/ferplus.tar.xz
+    python benchmarks/carry_ferplus.py unpack .gpu/ferplus.tar.xz /tmp/ferplus
+
+Why: a lent GPU machine sees only what travels with the working tree (64 MiB at most), and the FER+
+PNGs are 87 MB. Each 48x48 grayscale face is stored as its LOCO-I (median edge) prediction residuals,
+xz-compressed (about 56 MB for all 35,710 faces, against 63 MB for xz on the raw pixels); `unpack` rebuilds
+every PNG pixel for pixel, with each folder's `label.csv` and `fer2013new.csv`, so `facexai train
+ferplus --data-root DEST` reads the same faces and votes as from the original folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tarfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FOLDERS = ("FER2013Train", "FER2013Valid", "FER2013Test")
+SIDE = 48
+
+
+def residuals(x: np.ndarray) -> np.ndarray:
+    """(N, S, S) uint8 -> residuals of the median edge predictor (mod 256), same shape."""
+    x = x.astype(np.int16)
+    a, b, c = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+    a[:, :, 1:], b[:, 1:, :], c[:, 1:, 1:] = x[:, :, :-1], x[:, :-1, :], x[:, :-1, :-1]
+    return ((x - _predict(a, b, c)) % 256).astype(np.uint8)
+
+
+def _predict(a, b, c):
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    return np.where(c >= hi, lo, np.where(c <= lo, hi, a + b - c))
+
+
+def restore(r: np.ndarray) -> np.ndarray:
+    """Inverse of `residuals`: pixels in raster order, every image at once."""
+    n, s, _ = r.shape
+    x = np.zeros((n, s, s), np.int16)
+    zero = np.zeros(n, np.int16)
+    for i in range(s):
+        for j in range(s):
+            a = x[:, i, j - 1] if j else zero
+            b = x[:, i - 1, j] if i else zero
+            c = x[:, i - 1, j - 1] if i and j else zero
+            x[:, i, j] = (_predict(a, b, c) + r[:, i, j]) % 256
+    return x.astype(np.uint8)
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def pack(src: Path, dest: Path) -> None:
+    with tarfile.open(dest, "w:xz", preset=9) as tar:
+        for folder in FOLDERS:
+            names = sorted(p.name for p in (src / folder).glob("*.png"))
+            faces = np.stack([np.asarray(Image.open(src / folder / n).convert("L")) for n in names])
+            assert faces.shape[1:] == (SIDE, SIDE), f"{folder}: expected {SIDE}x{SIDE} faces, got {faces.shape}"
+            _add(tar, f"{folder}/names.txt", "\n".join(names).encode())
+            _add(tar, f"{folder}/residuals.u8", residuals(faces).tobytes())
+            _add(tar, f"{folder}/label.csv", (src / folder / "label.csv").read_bytes())
+        _add(tar, "fer2013new.csv", (src / "fer2013new.csv").read_bytes())
+    print(f"{dest}: {dest.stat().st_size / 1e6:.1f} MB")
+
+
+def _write(args: tuple[Path, list[str], np.ndarray]) -> None:
+    folder, names, faces = args
+    for n, f in zip(names, faces, strict=True):
+        Image.fromarray(f, mode="L").save(folder / n)
+
+
+def unpack(src: Path, dest: Path, workers: int = 8) -> None:
+    with tarfile.open(src, "r:xz") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "fer2013new.csv").write_bytes(members["fer2013new.csv"])
+    jobs = []
+    for folder in FOLDERS:
+        (dest / folder).mkdir(exist_ok=True)
+        (dest / folder / "label.csv").write_bytes(members[f"{folder}/label.csv"])
+        names = members[f"{folder}/names.txt"].decode().split("\n")
+        r = np.frombuffer(members[f"{folder}/residuals.u8"], np.uint8).reshape(len(names), SIDE, SIDE)
+        faces = restore(r)
+        step = -(-len(names) // workers)
+        jobs += [(dest / folder, names[i : i + step], faces[i : i + step]) for i in range(0, len(names), step)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_write, jobs))
+    print(f"{dest}: {sum(len(j[1]) for j in jobs)} faces")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("verb", choices=("pack", "unpack"))
+    p.add_argument("src", type=Path)
+    p.add_argument("dest", type=Path)
+    args = p.parse_args()
+    (pack if args.verb == "pack" else unpack)(args.src, args.dest)
+
+
+if __name__ == "__main__":
+    main()
