@@ -34,6 +34,7 @@ def bare_rates(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, bf16: b
     """(forwards/s, forward+backward/s) on ready (rows, C, S, S) tensors: medians of `repeats` timings."""
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     sync = torch.cuda.synchronize if x.device.type == "cuda" else lambda: None  # time work done, not queued
+    t = t.to(x.device)
     for p in model.parameters():
         p.requires_grad_(False)
 

@@ -20,16 +20,16 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT/runs"
-echo "step,seed,seconds" >"$OUT/times.csv"
+echo "step,seed,milliseconds" >"$OUT/times.csv"
 log() { echo "[$(date +%T)] $*"; }
 
 timed() {  # timed STEP SEED CMD...: run CMD, append its wall time to times.csv, return its status
     local step=$1 seed=$2 t0 rc
     shift 2
-    t0=$(date +%s.%N)
+    t0=$(date +%s%N)
     "$@"
     rc=$?
-    echo "$step,$seed,$(echo "$(date +%s.%N) - $t0" | bc)" >>"$OUT/times.csv"
+    echo "$step,$seed,$((($(date +%s%N) - t0) / 1000000))" >>"$OUT/times.csv"
     return $rc
 }
 
@@ -51,7 +51,7 @@ timed smoke - $PY -m facexai train ferplus --data-root "$DATA" --config experime
 first=${SEEDS%% *}
 log "train seed $first"
 train_seed "$first"
-run0=$(tail -n 1 "$OUT/train-s$first.log")
+run0=$(grep "^$OUT/runs/" "$OUT/train-s$first.log" | tail -n 1)  # the command's last line
 log "analysis benchmark on $run0"
 for prec in bf16 fp32; do
     flag=$([ $prec = bf16 ] && echo --bf16 || echo "")
