@@ -2,13 +2,13 @@
 
     python benchmarks/analysis_time.py --run results/ferplus-fast/s0 --data-root ../shared/data/ferplus \\
         --threads 2 --bf16 [--ig-steps 32] [--out results/benchmarks/analysis-time]
-    python benchmarks/analysis_time.py --run RUN --data-root DATA --device cuda --batch 512 --bf16   # on a GPU
+    python benchmarks/analysis_time.py --run RUN --data-root DATA --device cuda --bf16   # on a GPU: 512 rows
 
 Times what `facexai saliency --methods gradcam,ig --sanity-n 0 --no-galleries` and `facexai occlude
 --fill blur` compute over a whole split (loading the split and its regions, Grad-CAM, integrated
 gradients, 8-region blur occlusion, the per-emotion tables with their bootstrap intervals; no figures,
 no files), then the bare network passes those methods need, on ready tensors of the analysis' batch
-shape (--batch rows, 16 by default as in the analysis): Grad-CAM one forward and backward per face, IG
+shape (--batch rows, by default the analysis commands'): Grad-CAM one forward and backward per face, IG
 --ig-steps of them, occlusion 9 forwards. The bound is the time of those passes alone; `bound / measured`
 is the fraction of the machine's limit reached (the speed issue's goal: the measured time within 1.25x of
 the bound, i.e. a fraction >= 0.8, and the whole FER+ test split in <= 5 minutes on a 2-core CPU with hardware bf16).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from facexai.explain.analysis import ExplainConfig, SubjectConfig, load_subject, occlusion, saliency
+from facexai.explain.analysis import ExplainConfig, SubjectConfig, load_subject, occlusion, rows_per_pass, saliency
 from facexai.facs import FaceRegion
 from facexai.io.files import write_csv, write_json
 from facexai.provenance import git_commit, now, provenance
@@ -70,8 +70,9 @@ def main() -> None:
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (as the analysis commands' --device)")
-    p.add_argument("--batch", type=int, default=ExplainConfig.batch_size,
-                   help="rows per network pass in every method (the analysis' batch_size; 16 suits a CPU)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="rows per network pass in every method (default: as the analysis commands, 16 on a CPU, "
+                        "512 on a GPU)")
     p.add_argument("--bf16", action="store_true", help="attribution passes under bf16 autocast (as --bf16)")
     p.add_argument("--ig-steps", type=int, default=32)
     p.add_argument("--limit", type=int, default=None, help="first N faces of the split (default: all)")
@@ -83,6 +84,7 @@ def main() -> None:
     subject = load_subject(args.run, SubjectConfig(limit=args.limit, device=args.device, threads=args.threads),
                            data_root=str(args.data_root) if args.data_root else None)  # fmt: skip
     times = {"load": time.perf_counter() - t0}
+    args.batch = args.batch or rows_per_pass(subject.run.engine.device)
     cfg = ExplainConfig(methods=("gradcam", "ig"), ig_steps=args.ig_steps, sanity_n=0, galleries=False,
                         fills=("blur",), bf16=args.bf16, batch_size=args.batch, progress=False)  # fmt: skip
     t = time.perf_counter()

@@ -156,7 +156,7 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     out = tmp_path / "findings"
     result = invoke(
         "saliency", "--run", run, "--out", out, "--methods", "gradcam,ig", "--limit", 8,
-        "--ig-steps", 4, "--sanity-n", 4, "--no-progress",
+        "--ig-steps", 4, "--sanity-n", 4, "--batch-size", 3, "--no-progress",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = (out / "saliency.csv").read_text().splitlines()
@@ -181,6 +181,7 @@ def test_saliency_and_occlude_write_tidy_tables_with_provenance(tmp_path):
     analyses = json.loads((out / "provenance.json").read_text())["analyses"]
     assert set(analyses) == {"saliency", "occlusion"} and analyses["occlusion"]["config"]["threads"] == 1
     assert analyses["occlusion"]["config"]["bf16"] and not analyses["saliency"]["config"]["bf16"]
+    assert analyses["saliency"]["config"]["batch_size"] == 3 and analyses["occlusion"]["config"]["batch_size"] == 16
     result = invoke("report", out, "--html")
     assert result.exit_code == 0, result.output
     assert "top is evidence" in result.output and "chance" in result.output  # the recovery table

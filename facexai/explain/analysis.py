@@ -43,6 +43,13 @@ SALIENCY_DEFAULT = ("gradcam", "gradcampp", "hirescam", "ig")  # `saliency`'s me
 CHUNK = 2048
 
 
+def rows_per_pass(device: torch.device) -> int:
+    """The analysis' default rows per network pass on a device. On 2-core CPUs 16 rows ran as fast as or
+    faster than 32 or 64 at 48 and 100 px; on a GPU 16-row passes leave it waiting on launches, and 512
+    rows analysed the whole FER+ test split in 10 s on an H200 (results/benchmarks/analysis-time-h200-bf16)."""
+    return 16 if torch.device(device).type == "cpu" else 512
+
+
 @dataclass(frozen=True)
 class SubjectConfig:
     """What is fixed once a model and a split are loaded for analysis."""
@@ -72,7 +79,7 @@ class ExplainConfig:
     fills: tuple[str, ...] = ("blur",)  # occlusion references: blur stays closest to a real face
     ig_steps: int = 32
     ig_baseline: str = "black"  # integrated gradients' reference
-    batch_size: int = 16  # rows per forward pass (Grad-CAM, occlusion): at 1-2 CPU threads 16 ran faster than 32
+    batch_size: int = 16  # rows per network pass (`rows_per_pass` gives a device's default; the CLI uses it)
     sanity_n: int | None = None  # images for the model-randomisation check (0 = skip; None = 2% of the faces, 2..16)
     galleries: bool = True  # saliency: per emotion, the most confident and the most confused faces with their maps
     n_boot: int = 1000
