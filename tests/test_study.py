@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from facexai.explain.claims import size_matched_drops
+from facexai.facs import FaceRegion
 from facexai.report.study import robust_claims
 
 
@@ -96,3 +97,22 @@ def test_a_region_that_matters_only_by_its_size_is_matched_by_its_null():
     null = size_matched_drops(model, x, fills, torch.tensor([0]), masks, k=10, seed=1)
     own = _region_drop(model, x, fills, corner)
     assert own > 0 and null[0, 0] == pytest.approx(torch.full((10,), own, dtype=torch.float64), abs=1e-6)
+
+
+def test_the_study_streams_faces_through_in_chunks_with_the_answer_of_one_pass(synthetic_subject, monkeypatch):
+    import facexai.explain.analysis as A
+    from facexai.explain.claims import StudyConfig, effects
+
+    cfg = StudyConfig(others=("mean",), per_emotion=2, patches=2, map_method="gradcam", progress=False)
+    whole = effects(synthetic_subject, cfg)  # 21 faces, one chunk
+    subject = A.load_subject(synthetic_subject.run, A.SubjectConfig(limit=21, device="cpu"))
+    monkeypatch.setattr(A, "CHUNK", 8)  # chunks of 8, 8 and 5
+    chunked = effects(subject, cfg)
+    assert "inputs" not in vars(subject)  # the whole split's inputs were never made, only each chunk's
+    assert list(whole["effects"]) == list(chunked["effects"]) == [
+        "shapley/blur", "shapley_area/blur", "shapley/mean", "shapley_area/mean", "occlusion/blur", "map/gradcam"]
+    for key, value in whole["effects"].items():
+        assert value.shape == (21, len(FaceRegion)), key
+        torch.testing.assert_close(value, chunked["effects"][key], atol=1e-6, rtol=1e-5, equal_nan=True)
+    torch.testing.assert_close(whole["patches"], chunked["patches"], equal_nan=True)
+    assert whole["interactions"].keys() == chunked["interactions"].keys()

@@ -116,6 +116,29 @@ def _patch_null(subject: Subject, targets: torch.Tensor, cfg: StudyConfig) -> to
                                   cfg.patches, cfg.seed, cfg.batch_size, cfg.progress)  # fmt: skip
 
 
+def _every_face(subject: Subject, targets: torch.Tensor, cfg: StudyConfig) -> dict[str, torch.Tensor]:
+    """The measures taken on every face (main-reference Shapley values and their coalition values, blur
+    occlusion, the map method), with the faces streamed through in chunks (`Subject.chunks`): only one
+    chunk's inputs and region masks exist at a time."""
+    device, parts = subject.run.engine.device, []
+    for faces, chunk in subject.chunks():
+        t = targets[faces]
+        phi, per_area, values = _shapley(chunk, t, cfg.main, cfg)
+        part = {f"shapley/{cfg.main}": phi, f"shapley_area/{cfg.main}": per_area, "values": values}
+        masks = chunk.masks(tuple(FaceRegion))
+        index = masks_to_index(masks).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            occ = occlude(chunk.run.model, chunk.inputs, t.to(device), index, len(FaceRegion), "blur", cfg.batch_size,
+                          cfg.progress, cfg.seed, pre=chunk.run.pre)  # fmt: skip
+        part["occlusion/blur"] = torch.where(occ["present"].cpu(), occ["drop"].double().cpu(), torch.nan)
+        if cfg.map_method:
+            att = attribute(cfg.map_method, chunk.run, chunk.inputs, t.to(device), masks.to(device),
+                            Settings(batch_size=16, bf16=cfg.bf16, progress=cfg.progress, seed=cfg.seed))  # fmt: skip
+            part[f"map/{cfg.map_method}"] = att.regions - 1
+        parts.append(part)
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
 def effects(subject: Subject, cfg: StudyConfig) -> dict[str, Any]:
     """Per-face effects {measure: (N, R) with NaN off the sample}, the sample mask, the groups and the
     interaction of each emotion's top two regions (main reference)."""
@@ -126,25 +149,16 @@ def effects(subject: Subject, cfg: StudyConfig) -> dict[str, Any]:
     sample = torch.zeros(len(groups), dtype=torch.bool)
     sample[stratified(groups, cfg.per_emotion * len(subject.data.classes), cfg.seed)] = True
     # the stratified helper spreads n over the classes present; keep at most per_emotion of each
-    out: dict[str, torch.Tensor] = {}
-    phi, per_area, values = _shapley(subject, targets, cfg.main, cfg)
-    out[f"shapley/{cfg.main}"], out[f"shapley_area/{cfg.main}"] = phi, per_area
+    every = _every_face(subject, targets, cfg)
+    phi, values = every[f"shapley/{cfg.main}"], every["values"]
+    out = {f"shapley/{cfg.main}": phi, f"shapley_area/{cfg.main}": every[f"shapley_area/{cfg.main}"]}
     small = subject.select(sample)
     nan = torch.full((len(groups), len(FaceRegion)), torch.nan, dtype=torch.float64)
     for ref in cfg.others:
         phi_s, area_s, _ = _shapley(small, targets[sample], ref, cfg)
         out[f"shapley/{ref}"] = nan.clone().index_put_((sample,), phi_s)
         out[f"shapley_area/{ref}"] = nan.clone().index_put_((sample,), area_s)
-    masks = subject.masks(tuple(FaceRegion))
-    device = subject.run.engine.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        occ = occlude(subject.run.model, subject.inputs, targets.to(device), masks_to_index(masks).to(device),
-                      len(FaceRegion), "blur", cfg.batch_size, cfg.progress, cfg.seed, pre=subject.run.pre)  # fmt: skip
-    out["occlusion/blur"] = torch.where(occ["present"].cpu(), occ["drop"].double().cpu(), torch.nan)
-    if cfg.map_method:
-        att = attribute(cfg.map_method, subject.run, subject.inputs, targets.to(device), masks.to(device),
-                        Settings(batch_size=16, bf16=cfg.bf16, progress=cfg.progress, seed=cfg.seed))  # fmt: skip
-        out[f"map/{cfg.map_method}"] = att.regions - 1
+    out |= {k: v for k, v in every.items() if k.startswith(("occlusion/", "map/"))}
     patches = _patch_null(small, targets[sample], cfg)  # (n, R, K)
     pairs = {}
     for k in groups.unique().tolist():
