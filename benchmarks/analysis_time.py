@@ -33,7 +33,10 @@ from facexai.provenance import git_commit, now, provenance
 def bare_rates(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, bf16: bool, repeats: int) -> tuple[float, ...]:
     """(forwards/s, forward+backward/s) on ready (rows, C, S, S) tensors: medians of `repeats` timings."""
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    sync = torch.cuda.synchronize if x.device.type == "cuda" else lambda: None  # time work done, not queued
+    def sync() -> None:  # time work done, not work queued
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+
     t = t.to(x.device)
     for p in model.parameters():
         p.requires_grad_(False)

@@ -5,7 +5,7 @@
 
 Why: a lent GPU machine sees only what travels with the working tree (64 MiB at most), and the FER+
 PNGs are 87 MB. Each 48x48 grayscale face is stored as its LOCO-I (median edge) prediction residuals,
-xz-compressed (about 56 MB for all 35,710 faces, against 63 MB for xz on the raw pixels); `unpack` rebuilds
+xz-compressed (53.8 MB for all 35,710 faces, against 63 MB for xz on the raw pixels); `unpack` rebuilds
 every PNG pixel for pixel, with each folder's `label.csv` and `fer2013new.csv`, so `facexai train
 ferplus --data-root DEST` reads the same faces and votes as from the original folders.
 """

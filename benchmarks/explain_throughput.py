@@ -150,7 +150,8 @@ def main() -> None:
         fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
         xf, fast_layer = x.contiguous(memory_format=torch.channels_last), cam_layer(fast, "seed_vgg")
     rows_per_pass = args.batch or ExplainConfig.batch_size  # Grad-CAM and occlusion, as the analysis batches
-    ig_kw = {"batch_size": max(1, args.batch // STEPS), "internal_batch_size": args.batch} if args.batch else {}
+    # as the analysis' IG (explain.integrated.attribute_ig): --batch rows per pass, --batch / 8 images per call
+    ig_kw = {"batch_size": max(2, args.batch // 8), "internal_batch_size": args.batch} if args.batch else {}
 
     def gradcam_per_image(k: int) -> None:
         with GradCAM(model=model, target_layers=[layer]) as cam:

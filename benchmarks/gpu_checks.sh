@@ -10,12 +10,15 @@
 #    occlusion, tables) at 512 rows per pass, bf16 and fp32
 # 3. the explain throughput benchmark (batched vs the libraries per image) on the GPU
 # 4. the remaining seeds
-# Environment: PY (python), DEVICE (cuda), SMOKE_ONLY=1 (stop after step 0); for a dry run on a CPU,
-# TRAIN_EXTRA (e.g. "--epochs 1 --limit-train 256") and ANALYSIS_EXTRA (e.g. "--limit 64").
+# Environment: PY (python; word-split, so "uv run python" works), DEVICE (cuda), SMOKE_ONLY=1 (stop after
+# step 0); for a dry run on a CPU, TRAIN_EXTRA (e.g. "--epochs 1 --limit-train 256"), ANALYSIS_EXTRA
+# (e.g. "--limit 64") and EXPLAIN_EXTRA (e.g. "--n 8 --repeats 1").
+# Exit status: 1 if any step failed (the later steps still run), else 0.
 set -u
-DATA=$1
-OUT=$2
+DATA=${1:?usage: gpu_checks.sh FERPLUS_ROOT OUT [SEEDS]}
+OUT=${2:?usage: gpu_checks.sh FERPLUS_ROOT OUT [SEEDS]}
 SEEDS=${3:-"0 1 2"}
+failed=0
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 export PYTHONUNBUFFERED=1
@@ -48,21 +51,23 @@ timed smoke - $PY -m facexai train ferplus --data-root "$DATA" --config experime
     || { log "smoke run failed: stopping"; exit 1; }
 [ "${SMOKE_ONLY:-0}" = 1 ] && exit 0
 
-first=${SEEDS%% *}
+read -r first rest <<<"$SEEDS"
 log "train seed $first"
-train_seed "$first"
-run0=$(grep "^$OUT/runs/" "$OUT/train-s$first.log" | tail -n 1)  # the command's last line
+train_seed "$first" || { log "seed $first failed: stopping"; exit 1; }
+run0=$(ls -td "$OUT"/runs/*-s"$first"-*/ | head -n 1)  # the run folder just written
+[ -n "$run0" ] || { log "no run folder for seed $first under $OUT/runs: stopping"; exit 1; }
 log "analysis benchmark on $run0"
 for prec in bf16 fp32; do
     flag=$([ $prec = bf16 ] && echo --bf16 || echo "")
     timed "analysis-$prec" "$first" $PY benchmarks/analysis_time.py --run "$run0" --data-root "$DATA" \
-        --device "$DEVICE" --batch 512 $flag ${ANALYSIS_EXTRA:-} --out "$OUT/analysis-time-$prec"
+        --device "$DEVICE" --batch 512 $flag ${ANALYSIS_EXTRA:-} --out "$OUT/analysis-time-$prec" || failed=1
 done
 log "explain throughput"
 timed explain-throughput - $PY benchmarks/explain_throughput.py --device "$DEVICE" --size 48 --n 256 \
-    --batch 512 --repeats 5 ${EXPLAIN_EXTRA:-} --out "$OUT/explain-throughput"
-for s in ${SEEDS#"$first"}; do
+    --batch 512 --repeats 5 ${EXPLAIN_EXTRA:-} --out "$OUT/explain-throughput" || failed=1
+for s in $rest; do
     log "train seed $s"
-    train_seed "$s"
+    train_seed "$s" || failed=1
 done
-log "done"
+log "done (failed: $failed)"
+exit "$failed"

@@ -350,7 +350,9 @@ ThreadsOpt = Annotated[
     int | None, typer.Option(help="CPU threads for torch (two torch processes on one core set stall each other).")
 ]
 BatchOpt = Annotated[
-    int | None, typer.Option(help="Rows per network pass (default: 16 on a CPU, 512 on a GPU).", min=1)
+    int | None,
+    typer.Option(help="Rows per network pass (default: 16 on a CPU, 512 on a GPU; lower it if a GPU runs out of "
+                      "memory).", min=1),
 ]
 Bf16Opt = Annotated[
     bool,

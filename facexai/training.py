@@ -79,7 +79,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
             raise ConfigError(f"onecycle needs 0 < warmup < 1 and anneal cos or linear, got {cfg.warmup}, {cfg.anneal}")
         total, warmup = cfg.epochs * steps_per_epoch, cfg.warmup
         if warmup * total == 1:  # OneCycleLR divides by zero on a warm-up of exactly one step (4 steps x 0.25)
-            warmup = 2 / total if total > 2 else 0.5 / total
+            warmup = (1 + 1e-6) / total  # still one step
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=cfg.lr,

@@ -55,10 +55,12 @@ def test_every_method_answers_with_region_scores_for_every_face_and_region(name)
 @pytest.mark.parametrize("name", list(METHODS))
 def test_rows_per_pass_change_the_speed_not_the_answer(name):
     # a CPU runs 16 rows per pass, a GPU 512 (IG then sends 64 images per captum call instead of 2)
+    torch.manual_seed(1)
     x, t = torch.randn(20, 1, S, S), torch.randint(0, 7, (20,))
     small = attribute(name, run_of(net()), x, t, halves(20), Settings(steps=8, batch_size=1))
     large = attribute(name, run_of(net()), x, t, halves(20), Settings(steps=8, batch_size=512))
-    torch.testing.assert_close(small.regions, large.regions, atol=1e-6, rtol=1e-4)
+    # a map that is zero everywhere has no relevance (NaN) at either size
+    torch.testing.assert_close(small.regions, large.regions, atol=1e-6, rtol=1e-4, equal_nan=True)
     if small.maps is not None:
         torch.testing.assert_close(small.maps, large.maps, atol=1e-6, rtol=1e-4)
 

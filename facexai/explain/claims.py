@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from facexai.explain import statistics as st
-from facexai.explain.analysis import Subject
+from facexai.explain.analysis import Subject, rows_per_pass
 from facexai.explain.base import Settings, Target, batches
 from facexai.explain.methods import attribute
 from facexai.explain.occlusion import occlude
@@ -133,7 +133,8 @@ def _every_face(subject: Subject, targets: torch.Tensor, cfg: StudyConfig) -> di
         part["occlusion/blur"] = torch.where(occ["present"].cpu(), occ["drop"].double().cpu(), torch.nan)
         if cfg.map_method:
             att = attribute(cfg.map_method, chunk.run, chunk.inputs, t.to(device), masks.to(device),
-                            Settings(batch_size=16, bf16=cfg.bf16, progress=cfg.progress, seed=cfg.seed))  # fmt: skip
+                            Settings(batch_size=rows_per_pass(device), bf16=cfg.bf16, progress=cfg.progress,
+                                     seed=cfg.seed))  # fmt: skip
             part[f"map/{cfg.map_method}"] = att.regions - 1
         parts.append(part)
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
