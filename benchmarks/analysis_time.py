@@ -11,7 +11,8 @@ no files), then the bare network passes those methods need, on ready tensors of 
 shape (--batch rows, by default the analysis commands'): Grad-CAM one forward and backward per face, IG
 --ig-steps of them, occlusion 9 forwards. The bound is the time of those passes alone; `bound / measured`
 is the fraction of the machine's limit reached (the speed issue's goal: the measured time within 1.25x of
-the bound, i.e. a fraction >= 0.8, and the whole FER+ test split in <= 5 minutes on a 2-core CPU with hardware bf16).
+the bound, i.e. a fraction >= 0.8, and the whole FER+ test split in <= 5 minutes on a 2-core CPU with
+hardware bf16).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from facexai.provenance import git_commit, now, provenance
 def bare_rates(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, bf16: bool, repeats: int) -> tuple[float, ...]:
     """(forwards/s, forward+backward/s) on ready (rows, C, S, S) tensors: medians of `repeats` timings."""
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
     def sync() -> None:  # time work done, not work queued
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)

@@ -32,7 +32,6 @@ from facexai.explain.occlusion import occlude
 from facexai.explain.references import reference as make_reference
 from facexai.explain.scorecard import stratified
 from facexai.explain.shapley import coalition_values, interaction, shapley_weights
-from facexai.faces.regions import masks_to_index
 from facexai.facs import FaceRegion
 
 
@@ -126,7 +125,7 @@ def _every_face(subject: Subject, targets: torch.Tensor, cfg: StudyConfig) -> di
         phi, per_area, values = _shapley(chunk, t, cfg.main, cfg)
         part = {f"shapley/{cfg.main}": phi, f"shapley_area/{cfg.main}": per_area, "values": values}
         masks = chunk.masks(tuple(FaceRegion))
-        index = masks_to_index(masks).to(device)
+        index = chunk.index.to(device, torch.int64)  # the region ids the masks come from (0 = none)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             occ = occlude(chunk.run.model, chunk.inputs, t.to(device), index, len(FaceRegion), "blur", cfg.batch_size,
                           cfg.progress, cfg.seed, pre=chunk.run.pre)  # fmt: skip
