@@ -55,6 +55,11 @@ register(
               {"last_pool": False})
 )  # fmt: skip
 register(
+    ModelSpec("seed_vgg_wide", "seed_vgg:SeedVGG", 48, 3, "features.2.8",
+              "seed_vgg_gap with 64/128/192 channels (1.29M parameters): the width goes where the map is small",
+              "features.1.8", {"last_pool": False, "widths": (64, 128, 192)})
+)  # fmt: skip
+register(
     ModelSpec("small_cnn", "small_cnn:SmallCNN", 48, 1, "features.2.2",
               "24k-parameter 3-block CNN: quick looks, tests", "features.1.2")
 )  # fmt: skip

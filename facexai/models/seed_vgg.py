@@ -20,16 +20,18 @@ class SeedVGG(nn.Module):
     Spatially 100 -> 33 -> 11 -> 3. The head returns logits; softmax lives in the loss.
     With `last_pool=False` the global average reads the whole last block (11x11 at 100x100, 5x5 at
     48x48) instead of the cells the floor-mode 3x3/3 pooling keeps (9 of 121, 9 of 25): the same
-    weights, no cell of the last block left unread.
+    weights, no cell of the last block left unread. `widths` sets the three blocks' channels.
     """
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 3, last_pool: bool = True):
+    def __init__(self, num_classes: int = 7, in_channels: int = 3, last_pool: bool = True,
+                 widths: tuple[int, int, int] = (64, 96, 128)):
         super().__init__()
+        a, b, c = widths
         self.features = nn.Sequential(
-            _block(in_channels, 64, 2), _block(64, 96, 3), _block(96, 128, 3, pool=last_pool)
+            _block(in_channels, a, 2), _block(a, b, 3), _block(b, c, 3, pool=last_pool)
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(128, num_classes)
+        self.head = nn.Linear(c, num_classes)
         for m in self.modules():  # He initialisation, as seed B
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
