@@ -101,13 +101,17 @@ def predict(
     images: torch.Tensor,
     pre: Preprocess,
     engine: Engine,
-    batch: int = 256,
+    batch: int | None = None,
     tta_flip: bool = False,
 ) -> torch.Tensor:
     """(N, K) float32 logits on the CPU for uint8 (N, C, H, W) images.
 
     tta_flip: the mean of the logits of each image and its mirror image (test-time augmentation).
+    batch: images per pass; by default 32 on a CPU, where 256-image passes spill the caches (the FER+
+    validation split at 48x48 with flip TTA on a 2-core Zen 4: 13.6 s at 256, 6.5 s at 32 in bf16, the
+    same logits), and 256 elsewhere.
     """
+    batch = batch or (32 if engine.device.type == "cpu" else 256)
     model.eval()
     out = []
     for i in range(0, len(images), batch):
