@@ -204,7 +204,7 @@ class DlibLandmarks(LandmarkProvider):
         except ImportError:
             raise ConfigError("dlib landmarks need the optional extra: pip install 'facexai[landmarks]'") from None
         self._dlib = dlib
-        self._predictor = _shape_predictor(str(shape_predictor_path()))
+        self._path = str(shape_predictor_path())  # read on first use: a cached call never needs it (1.1 s)
         self.upsample, self.min_size, self.chunk = upsample, min_size, chunk
         self.max_shift, self.max_shape = max_shift, max_shape
         self.reference = reference  # (68, 2) unit square, or None
@@ -226,6 +226,7 @@ class DlibLandmarks(LandmarkProvider):
         f = self.upsample if min(h, w) < self.min_size else 1
         out = np.empty((n, 68, 2), np.float32)
         box = self._dlib.rectangle(0, 0, w * f - 1, h * f - 1)
+        predictor = _shape_predictor(self._path)
         for start in range(0, n, self.chunk):
             batch = images[start : start + self.chunk].cpu()
             if f > 1:
@@ -233,7 +234,7 @@ class DlibLandmarks(LandmarkProvider):
                 batch = batch.round().clamp(0, 255).to(torch.uint8)
             arrays = batch[:, 0].numpy() if c == 1 else batch[:, :3].permute(0, 2, 3, 1).numpy()  # (B, H, W[, 3])
             for i, a in enumerate(arrays):
-                shape = self._predictor(np.ascontiguousarray(a), box)
+                shape = predictor(np.ascontiguousarray(a), box)
                 out[start + i] = [(p.x, p.y) for p in shape.parts()]
         return torch.from_numpy((out + 0.5) / f - 0.5)
 
