@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import tarfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -58,7 +59,22 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+class PackError(ValueError):
+    """The source is not the FER+ folder layout."""
+
+
+def _check(src: Path) -> None:
+    for need in [*(src / f / "label.csv" for f in FOLDERS), src / "fer2013new.csv"]:
+        if not need.is_file():
+            raise PackError(f"{need}: not found; expected the FER+ layout ({', '.join(FOLDERS)} with label.csv, "
+                            "and fer2013new.csv)")  # fmt: skip
+    for folder in FOLDERS:
+        if not any((src / folder).glob("*.png")):
+            raise PackError(f"{src / folder}: no .png faces; expected FER+'s {SIDE}x{SIDE} PNGs")
+
+
 def pack(src: Path, dest: Path) -> None:
+    _check(src)  # before the archive is opened: no half-written pack
     with tarfile.open(dest, "w:xz", preset=9) as tar:
         for folder in FOLDERS:
             names = sorted(p.name for p in (src / folder).glob("*.png"))
@@ -74,7 +90,7 @@ def pack(src: Path, dest: Path) -> None:
 def _write(args: tuple[Path, list[str], np.ndarray]) -> None:
     folder, names, faces = args
     for n, f in zip(names, faces, strict=True):
-        Image.fromarray(f, mode="L").save(folder / n)
+        Image.fromarray(f)  # (S, S) uint8: grayscale.save(folder / n)
 
 
 def unpack(src: Path, dest: Path, workers: int = 8) -> None:
@@ -102,7 +118,11 @@ def main() -> None:
     p.add_argument("src", type=Path)
     p.add_argument("dest", type=Path)
     args = p.parse_args()
-    (pack if args.verb == "pack" else unpack)(args.src, args.dest)
+    try:
+        (pack if args.verb == "pack" else unpack)(args.src, args.dest)
+    except (PackError, FileNotFoundError, tarfile.TarError) as e:
+        print(f"carry_ferplus: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 _spec = importlib.util.spec_from_file_location("carry", Path(__file__).parents[1] / "benchmarks" / "carry_ferplus.py")
 carry = importlib.util.module_from_spec(_spec)
@@ -19,3 +20,16 @@ def test_median_edge_residuals_restore_every_pixel():
     assert r.dtype == np.uint8 and r.shape == faces.shape
     assert np.array_equal(carry.restore(r), faces)
     assert (r[1] != 0).sum() == 1  # a flat face costs one residual: the corner pixel
+
+
+def test_pack_refuses_an_empty_or_foreign_folder_before_writing(tmp_path):
+    dest = tmp_path / "ferplus.tar.xz"
+    with pytest.raises(carry.PackError, match="label.csv: not found"):
+        carry.pack(tmp_path, dest)
+    for folder in carry.FOLDERS:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "label.csv").write_text("")
+    (tmp_path / "fer2013new.csv").write_text("")
+    with pytest.raises(carry.PackError, match="FER2013Train: no .png faces"):
+        carry.pack(tmp_path, dest)
+    assert not dest.exists()
