@@ -74,28 +74,39 @@ def _check(src: Path) -> None:
 
 
 def pack(src: Path, dest: Path) -> None:
-    _check(src)  # before the archive is opened: no half-written pack
-    with tarfile.open(dest, "w:xz", preset=9) as tar:
-        for folder in FOLDERS:
-            names = sorted(p.name for p in (src / folder).glob("*.png"))
-            faces = np.stack([np.asarray(Image.open(src / folder / n).convert("L")) for n in names])
-            assert faces.shape[1:] == (SIDE, SIDE), f"{folder}: expected {SIDE}x{SIDE} faces, got {faces.shape}"
+    _check(src)
+    folders = {}
+    for folder in FOLDERS:  # every face read and checked before the archive is opened
+        names = sorted(p.name for p in (src / folder).glob("*.png"))
+        faces = [np.asarray(Image.open(src / folder / n).convert("L")) for n in names]
+        for n, f in zip(names, faces, strict=True):
+            if f.shape != (SIDE, SIDE):
+                raise PackError(f"{src / folder / n}: {f.shape[1]}x{f.shape[0]} pixels; expected {SIDE}x{SIDE}")
+        folders[folder] = names, np.stack(faces)
+    partial = dest.with_name(dest.name + ".partial")  # renamed when complete: no half-written pack
+    with tarfile.open(partial, "w:xz", preset=9) as tar:
+        for folder, (names, faces) in folders.items():
             _add(tar, f"{folder}/names.txt", "\n".join(names).encode())
             _add(tar, f"{folder}/residuals.u8", residuals(faces).tobytes())
             _add(tar, f"{folder}/label.csv", (src / folder / "label.csv").read_bytes())
         _add(tar, "fer2013new.csv", (src / "fer2013new.csv").read_bytes())
+    partial.replace(dest)
     print(f"{dest}: {dest.stat().st_size / 1e6:.1f} MB")
 
 
 def _write(args: tuple[Path, list[str], np.ndarray]) -> None:
     folder, names, faces = args
     for n, f in zip(names, faces, strict=True):
-        Image.fromarray(f)  # (S, S) uint8: grayscale.save(folder / n)
+        Image.fromarray(f).save(folder / n)  # (S, S) uint8: grayscale
 
 
 def unpack(src: Path, dest: Path, workers: int = 8) -> None:
     with tarfile.open(src, "r:xz") as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    need = ["fer2013new.csv", *(f"{f}/{m}" for f in FOLDERS for m in ("names.txt", "residuals.u8", "label.csv"))]
+    missing = [m for m in need if m not in members]
+    if missing:
+        raise PackError(f"{src}: not a FER+ pack (no {missing[0]}); expected what `pack` writes")
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "fer2013new.csv").write_bytes(members["fer2013new.csv"])
     jobs = []
