@@ -61,7 +61,9 @@ def all_sum(values: list[float]) -> list[float]:
     """The element-wise sum over every rank of a few numbers (float64)."""
     if world().size == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    # NCCL reduces only tensors on this process's GPU; gloo those on the CPU
+    on = torch.device("cuda", world().local_rank) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=on)
     dist.all_reduce(t)
     return t.tolist()
 

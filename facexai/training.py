@@ -270,7 +270,7 @@ def _train_epoch(
             loop.ema.update_parameters(loop.net)
         sums[0] += loss.detach().double() * len(idx)
         sums[1] += (logits.argmax(1) == labels[idx]).sum()
-        done = i + len(idx)
+        done = min(i + cfg.batch_size, n)  # global images so far (idx is this process's share under torchrun)
         info = {"info": f"loss {float(sums[0]) / done:.3f}"} if step % 25 == 0 or done >= n else {}
         bar.update(bar.task_ids[1], advance=1, **info)
     loss_sum, correct = parallel.all_sum(sums.tolist())  # over every process's share

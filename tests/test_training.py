@@ -182,6 +182,8 @@ def test_a_label_mode_is_not_silently_dropped_when_the_data_comes_in_memory(tmp_
 def test_an_unknown_device_name_is_a_config_error_that_names_it():
     with pytest.raises(ConfigError, match="'gpu0'"):
         resolve_device("gpu0")
+    with pytest.raises(ConfigError, match="'mps'.*expected auto, cpu, cuda"):  # a torch device facexai does not run on
+        resolve_device("mps")
 
 
 @pytest.mark.parametrize(
