@@ -56,7 +56,7 @@ register(
 )  # fmt: skip
 register(
     ModelSpec("seed_vgg_wide", "seed_vgg:SeedVGG", 48, 3, "features.2.8",
-              "seed_vgg_gap with 64/128/192 channels (1.29M parameters): the width goes where the map is small",
+              "seed_vgg_gap with 64/128/192 channels (1.30M parameters): the width goes where the map is small",
               "features.1.8", {"last_pool": False, "widths": (64, 128, 192)})
 )  # fmt: skip
 register(
