@@ -98,7 +98,8 @@ def integrated_gradients(
         with torch.no_grad(), torch.autocast(inputs.device.type, enabled=False):
             for s in batches(len(inputs), max(internal_batch_size, batch_size)):
                 t = targets[s, None]
-                change = forward(inputs[s]).float().gather(1, t) - forward(base_all[s].contiguous()).float().gather(1, t)
+                here, there = forward(inputs[s]).float(), forward(base_all[s].contiguous()).float()
+                change = here.gather(1, t) - there.gather(1, t)  # (b, 1)
                 deltas[s] = attributions[s].sum((1, 2, 3)) - change.squeeze(1)  # (b,)
     return attributions, deltas
 
