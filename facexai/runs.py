@@ -35,8 +35,8 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):  # e.g. mps: untested here, and it has no float64 for the epoch sums
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):  # e.g. mps: untested, no float64 for the epoch sums
         raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available")
