@@ -99,9 +99,12 @@ class AugmentConfig:
     rotation: float = 10.0  # degrees, uniform in [-rotation, rotation]
     scale: float = 0.1  # uniform factor in [1 - scale, 1 + scale]
     flip: bool = True  # horizontal flip with probability 0.5
+    translate: float = 0.0  # shift along each axis, uniform in [-translate, translate] of the side
+    erase: float = 0.0  # probability of random erasing (Zhong et al. 2017): one box set to the mean
 
     def __post_init__(self) -> None:
-        check_fields(self, {"rotation": (0.0, 180.0), "scale": (0.0, 0.9)})
+        limits = {"rotation": (0.0, 180.0), "scale": (0.0, 0.9), "translate": (0.0, 0.5), "erase": (0.0, 1.0)}
+        check_fields(self, limits)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from facexai import metrics as M
 from facexai import parallel
 from facexai.config import TrainConfig, from_dict, to_dict
 from facexai.data import FaceDataset, load_dataset
-from facexai.data.augment import Preprocess, channel_stats, prepare, random_affine
+from facexai.data.augment import Preprocess, channel_stats, erase, prepare, random_affine, random_boxes
 from facexai.errors import ConfigError, RunNotFoundError
 from facexai.io import figures
 from facexai.io.files import atomic_save, load_torch, write_csv, write_json
@@ -254,9 +254,11 @@ def _train_epoch(
     for step, i in enumerate(range(0, n, cfg.batch_size)):
         idx = order[i : i + cfg.batch_size]
         theta = random_affine(len(idx), cfg.augment, gen, engine.device)
+        boxes = random_boxes(len(idx), pre.size, cfg.augment.erase, gen, engine.device)  # None when off
         if w.size > 1:
             idx, theta = idx[w.rank :: w.size], theta[w.rank :: w.size]
-        x = engine.input(prepare(images[idx], pre, theta))
+            boxes = boxes[w.rank :: w.size] if boxes is not None else None
+        x = engine.input(erase(prepare(images[idx], pre, theta), boxes))
         with engine.autocast():
             logits = loop.model(x)
         loss = soft_cross_entropy(logits, targets[idx])

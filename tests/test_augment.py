@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from facexai.config import AugmentConfig
-from facexai.data.augment import Preprocess, channel_stats, match_channels, prepare, random_affine
+from facexai.data.augment import (
+    Preprocess,
+    channel_stats,
+    erase,
+    match_channels,
+    prepare,
+    random_affine,
+    random_boxes,
+)
 
 NONE = AugmentConfig(rotation=0.0, scale=0.0, flip=False)
 PLAIN = Preprocess(size=32, channels=1, mean=(0.0,), std=(1.0,))
@@ -72,3 +80,47 @@ def test_rgb_to_grey_uses_luma():
     rgb = torch.zeros(1, 3, 2, 2)
     rgb[:, 1] = 1.0
     assert torch.allclose(match_channels(rgb, 1), torch.full((1, 1, 2, 2), 0.587))
+
+
+def test_without_shift_or_erasing_the_random_stream_is_unchanged():
+    # recipes written before these options existed draw the same augmentation, so their runs still resume
+    gen = torch.Generator().manual_seed(3)
+    theta = random_affine(6, AugmentConfig(), gen, torch.device("cpu"))
+    assert random_boxes(6, 48, 0.0, gen, torch.device("cpu")) is None
+    after = torch.rand(1, generator=gen)
+    gen = torch.Generator().manual_seed(3)
+    torch.rand(6, 3, generator=gen)  # the rotation, zoom and flip draws, nothing more
+    assert torch.equal(theta[:, :, 2], torch.zeros(6, 2)) and torch.equal(torch.rand(1, generator=gen), after)
+
+
+def test_shift_moves_the_image_by_the_drawn_fraction_of_its_side():
+    cfg = AugmentConfig(rotation=0.0, scale=0.0, flip=False, translate=0.25)
+    theta = random_affine(1000, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+    shift = theta[:, :, 2] / 2  # normalised [-1, 1] coordinates -> fraction of the side
+    assert shift.abs().max() <= 0.25 + 1e-6 and shift.abs().max() > 0.24
+    one = torch.tensor([[[1.0, 0, 0.5], [0, 1, 0]]])  # a quarter of the side: 8 of 32 pixels
+    y = prepare(left_half_bright(1), PLAIN, one)  # output x reads input x + 8: the bright half now ends at 8
+    assert torch.allclose(y[0, 0, :, :7], torch.ones(32, 7)) and torch.allclose(y[0, 0, :, 9:], torch.zeros(32, 23))
+
+
+def test_erasing_boxes_follow_torchvisions_ranges_and_probability():
+    size, n = 48, 4000
+    boxes = random_boxes(n, size, 0.5, torch.Generator().manual_seed(0), torch.device("cpu"))
+    top, left, h, w = boxes.unbind(1)
+    kept = h > 0
+    assert 0.45 < kept.float().mean() < 0.55
+    area = (h * w)[kept].float() / size**2
+    assert area.min() > 0.01 and area.max() < 0.40  # 2-33% before rounding and clipping
+    assert bool(((top + h <= size) & (left + w <= size) & (top >= 0) & (left >= 0)).all())
+
+
+def test_erase_matches_torchvision_box_by_box():
+    from torchvision.transforms.v2.functional import erase as tv_erase
+
+    x = torch.randn(5, 3, 20, 20)
+    boxes = random_boxes(5, 20, 0.6, torch.Generator().manual_seed(2), torch.device("cpu"))
+    y = erase(x, boxes)
+    for img, out, (top, left, h, w) in zip(x, y, boxes.tolist(), strict=True):
+        want = tv_erase(img, top, left, h, w, torch.tensor(0.0)) if h else img
+        assert torch.equal(out, want)
+    assert erase(x, None) is x

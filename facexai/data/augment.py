@@ -64,15 +64,49 @@ def channel_stats(
 
 
 def random_affine(n: int, cfg: AugmentConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """(n, 2, 3) affine_grid matrices: rotation, zoom and horizontal flip drawn per sample."""
+    """(n, 2, 3) affine_grid matrices: rotation, zoom, horizontal flip and shift drawn per sample."""
     u = torch.rand(n, 3, generator=generator, device=device)
     angle = (u[:, 0] * 2 - 1) * math.radians(cfg.rotation)
     scale = 1 + (u[:, 1] * 2 - 1) * cfg.scale  # > 1 zooms in
     flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n, device=device)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    zero = torch.zeros_like(cos)
-    # output (x, y) -> input coordinates: rotate/zoom, then mirror x
-    return torch.stack([torch.stack([cos * flip, -sin * flip, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    # drawn only when asked, so that recipes without a shift keep their random stream
+    tx = ty = torch.zeros_like(cos)
+    if cfg.translate:  # [-1, 1] spans the side
+        tx, ty = ((torch.rand(n, 2, generator=generator, device=device) * 2 - 1) * 2 * cfg.translate).unbind(1)
+    # output (x, y) -> input coordinates: rotate/zoom, then mirror x, then shift
+    return torch.stack([torch.stack([cos * flip, -sin * flip, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+
+
+def random_boxes(n: int, size: int, p: float, generator: torch.Generator, device: torch.device) -> torch.Tensor | None:
+    """(n, 4) int64 boxes (top, left, height, width) for random erasing, height 0 where a face keeps all
+    its pixels; torchvision's RandomErasing draws (area 2-33% of the image, aspect ratio 0.3-3.3 on a log
+    scale), clipped to the image instead of redrawn. None when p is 0 (nothing drawn)."""
+    if not p:
+        return None
+    u = torch.rand(n, 5, generator=generator, device=device)
+    area = (0.02 + u[:, 0] * (0.33 - 0.02)) * size * size
+    ratio = torch.exp(math.log(0.3) + u[:, 1] * (math.log(3.3) - math.log(0.3)))
+    h = torch.sqrt(area * ratio).round().clamp(1, size)
+    w = torch.sqrt(area / ratio).round().clamp(1, size)
+    top = (u[:, 2] * (size - h + 1)).floor().clamp(max=size - h)
+    left = (u[:, 3] * (size - w + 1)).floor().clamp(max=size - w)
+    h = torch.where(u[:, 4] < p, h, torch.zeros_like(h))
+    return torch.stack([top, left, h, w], 1).long()
+
+
+def erase(x: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
+    """(B, C, S, S) standardised images with each (top, left, height, width) box set to 0, the training mean.
+
+    Written by hand because torchvision's RandomErasing erases one box per call (the same box for a whole
+    batch); each face here gets its own, as a mask in one pass. Tested against torchvision's `erase`."""
+    if boxes is None:
+        return x
+    rows = torch.arange(x.shape[-2], device=x.device).view(1, -1, 1)
+    cols = torch.arange(x.shape[-1], device=x.device).view(1, 1, -1)
+    top, left, h, w = (boxes[:, k].view(-1, 1, 1) for k in range(4))
+    inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)  # (B, S, S)
+    return x.masked_fill(inside.unsqueeze(1), 0.0)
 
 
 def prepare(images: torch.Tensor, pre: Preprocess, theta: torch.Tensor | None = None) -> torch.Tensor:
