@@ -160,3 +160,10 @@ def test_a_small_scorecard_has_every_method_null_metric_and_a_verdict(synthetic_
     assert "| region Shapley values |" in md
     assert (tmp_path / "scorecard.png").read_bytes()[:4] == b"\x89PNG"
     assert len(read_csv(tmp_path / "intervention_truth.csv")) == len(synthetic_subject.data) * len(FaceRegion)
+
+
+def test_the_scorecard_passes_the_devices_rows_unless_told_a_batch_size():
+    from facexai.explain.scorecard import ScorecardConfig
+
+    assert ScorecardConfig().explain_config(512).batch_size == 512  # e.g. rows_per_pass on a GPU
+    assert ScorecardConfig(batch_size=8).explain_config(512).batch_size == 8

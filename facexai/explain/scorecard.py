@@ -29,7 +29,7 @@ from facexai.emotions import Emotion
 from facexai.explain import faithfulness as F
 from facexai.explain import importance as I
 from facexai.explain import scores as S
-from facexai.explain.analysis import ExplainConfig, Subject, explain
+from facexai.explain.analysis import ExplainConfig, Subject, explain, rows_per_pass
 from facexai.explain.base import Attribution
 from facexai.explain.methods import get_method
 from facexai.explain.nulls import random_model
@@ -53,7 +53,7 @@ class ScorecardConfig:
     road_n: int = 140  # faces for ROAD (its imputation solves a sparse system per face and percentile)
     reference: str = "blur"  # what a removed region becomes (occlusion, deletion/insertion)
     ig_steps: int = 32
-    batch_size: int = 16
+    batch_size: int | None = None  # rows per network pass; None = the device's default (16 on a CPU, 512 on a GPU)
     n_boot: int = 1000
     seed: int = 0
     bf16: bool = False
@@ -63,9 +63,11 @@ class ScorecardConfig:
         limits = {"faithfulness_n": (0, None), "road_n": (0, None), "ig_steps": (1, None), "batch_size": (1, None)}
         check_fields(self, limits | {"n_boot": (1, None), "margin": (0.0, 1.0)})
 
-    def explain_config(self) -> ExplainConfig:
-        return ExplainConfig(methods=(), fills=(self.reference,), ig_steps=self.ig_steps, batch_size=self.batch_size,
-                             n_boot=self.n_boot, seed=self.seed, bf16=self.bf16, progress=self.progress)  # fmt: skip
+    def explain_config(self, rows: int) -> ExplainConfig:
+        """The attribution settings, with `rows` per network pass where batch_size is None."""
+        return ExplainConfig(methods=(), fills=(self.reference,), ig_steps=self.ig_steps,
+                             batch_size=self.batch_size or rows, n_boot=self.n_boot, seed=self.seed, bf16=self.bf16,
+                             progress=self.progress)  # fmt: skip
 
 
 def stratified(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
@@ -83,7 +85,7 @@ def stratified(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
 
 def attributions(subject: Subject, cfg: ScorecardConfig, target: str = "pred") -> dict[str, Attribution]:
     """{name: Attribution}: every method and null, and "<method>@random-model" where asked for."""
-    ecfg = dataclasses.replace(cfg.explain_config(), target=target)
+    ecfg = dataclasses.replace(cfg.explain_config(rows_per_pass(subject.run.engine.device)), target=target)
     out = {m: explain(subject, m, ecfg, cfg.reference if m.startswith("occlusion") else None)
            for m in (*cfg.methods, *cfg.nulls)}  # fmt: skip
     if cfg.random_model:

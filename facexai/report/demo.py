@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from facexai.explain.analysis import ExplainConfig, SubjectConfig, load_subject
+from facexai.explain.analysis import ExplainConfig, SubjectConfig, load_subject, rows_per_pass
 from facexai.explain.scorecard import ScorecardConfig
 from facexai.provenance import git_commit, now
 from facexai.report.findings import write_occlusion, write_saliency
@@ -29,8 +29,9 @@ def analyse(run: str | Path, limit: int = 105, progress: bool = True) -> tuple[P
     """
     folder = Path(run) / "analysis"
     started, commit = now(), git_commit()
-    cfg = ExplainConfig(fills=("mean", "blur", "noise"), sanity_n=2, progress=progress)
     subject = load_subject(run, SubjectConfig(limit=limit))
+    rows = rows_per_pass(subject.run.engine.device)
+    cfg = ExplainConfig(fills=("mean", "blur", "noise"), sanity_n=2, batch_size=rows, progress=progress)
     _, sanity = write_saliency(folder, subject, cfg, started, commit)
     write_occlusion(folder, subject, cfg, now(), commit)
     report = write_report(folder)
