@@ -99,7 +99,8 @@ class AugmentConfig:
     rotation: float = 10.0  # degrees, uniform in [-rotation, rotation]
     scale: float = 0.1  # uniform factor in [1 - scale, 1 + scale]
     flip: bool = True  # horizontal flip with probability 0.5
-    translate: float = 0.0  # shift along each axis, uniform in [-translate, translate] of the side
+    translate: float = 0.0  # shift along each axis, uniform in [-translate, translate] of the side of the source
+    # image, applied before the zoom and rotation (so up to about 1.27x that in the output at scale 0.1, 10 deg)
     erase: float = 0.0  # probability of random erasing (Zhong et al. 2017): one box set to the mean
 
     def __post_init__(self) -> None:

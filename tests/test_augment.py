@@ -112,6 +112,10 @@ def test_erasing_boxes_follow_torchvisions_ranges_and_probability():
     area = (h * w)[kept].float() / size**2
     assert area.min() > 0.01 and area.max() < 0.40  # 2-33% before rounding and clipping
     assert bool(((top + h <= size) & (left + w <= size) & (top >= 0) & (left >= 0)).all())
+    tk, lk, hk, wk = top[kept], left[kept], h[kept], w[kept]
+    assert (tk == 0).any() and (tk + hk == size).any() and (lk == 0).any() and (lk + wk == size).any()  # edges reached
+    aspect = hk.float() / wk
+    assert aspect.min() < 0.4 and aspect.max() > 2.5  # 0.3 to 3.3, log-uniform
 
 
 def test_erase_matches_torchvision_box_by_box():
@@ -119,6 +123,7 @@ def test_erase_matches_torchvision_box_by_box():
 
     x = torch.randn(5, 3, 20, 20)
     boxes = random_boxes(5, 20, 0.6, torch.Generator().manual_seed(2), torch.device("cpu"))
+    assert (boxes[:, 2] > 0).any() and (boxes[:, 2] == 0).any()  # some faces erased, some not
     y = erase(x, boxes)
     for img, out, (top, left, h, w) in zip(x, y, boxes.tolist(), strict=True):
         want = tv_erase(img, top, left, h, w, torch.tensor(0.0)) if h else img

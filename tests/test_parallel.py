@@ -16,7 +16,7 @@ from facexai.config import AugmentConfig, TrainConfig
 from facexai.models import registry
 
 FAST = TrainConfig(epochs=2, batch_size=8, lr=1e-3, input_size=28, in_channels=1, seed=0, bf16=False,
-                   augment=AugmentConfig())  # fmt: skip
+                   augment=AugmentConfig(translate=0.1, erase=0.5))  # every draw, sliced per rank  # fmt: skip
 pytestmark = pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")
 
 

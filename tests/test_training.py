@@ -60,6 +60,14 @@ def test_every_scoring_pass_is_fp32_unless_asked_and_says_so(tmp_path):
     assert evaluate(run.path, data=bars(), bf16=True)["precision"] == "bf16 autocast"
 
 
+def test_shift_and_erasing_reach_the_training_images(tmp_path):
+    plain = fit(dataclasses.replace(FAST, epochs=1), out=tmp_path / "a", data=bars(), progress=False)
+    for extra in ({"translate": 0.2}, {"erase": 1.0}):
+        augment = dataclasses.replace(FAST.augment, **extra)
+        run = fit(dataclasses.replace(FAST, epochs=1, augment=augment), out=tmp_path / "b", data=bars(), progress=False)
+        assert losses(run)[0][0] != losses(plain)[0][0], extra  # the first epoch's training loss
+
+
 def test_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path):
     a = fit(FAST, out=tmp_path / "a", data=bars(), progress=False)
     b = fit(FAST, out=tmp_path / "b", data=bars(), progress=False)
@@ -87,8 +95,9 @@ def interrupted_in_epoch_2(cfg, out, monkeypatch, epoch=2):
     return partial
 
 
-def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch):
-    cfg = dataclasses.replace(FAST, augment=AugmentConfig(translate=0.1, erase=0.5))  # every random draw
+@pytest.mark.parametrize("augment", [AugmentConfig(), AugmentConfig(translate=0.1, erase=0.5)], ids=["plain", "all"])
+def test_an_interrupted_run_resumes_to_the_same_history(tmp_path, monkeypatch, augment):
+    cfg = dataclasses.replace(FAST, augment=augment)
     whole = fit(cfg, out=tmp_path / "whole", data=bars(), progress=False)
     partial = interrupted_in_epoch_2(cfg, tmp_path / "cut", monkeypatch)
     assert (partial / "state.pt").is_file() and not (partial / "metrics.json").exists()
